@@ -26,9 +26,9 @@ const (
 	MaxMessage = HeaderLen + handoffFixed + MaxPayload + MACLen
 
 	heartbeatFixed = 1 + 1 + 4 + 8 + 4 + 16 + 2 // weight flags transfers bytes/s interval addr count
-	clientFixed    = 6 + 1 + 16                  // mac flags guid
-	claimFixed     = clientFixed + 8 + 4         // + image hash, hold ms
-	handoffFixed   = claimFixed + 8 + 2          // + target, payload length
+	clientFixed    = 6 + 1 + 16                 // mac flags guid
+	claimFixed     = clientFixed + 8 + 4        // + image hash, hold ms
+	handoffFixed   = claimFixed + 8 + 2         // + target, payload length
 )
 
 // Type is the kind of message.
