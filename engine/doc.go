@@ -1,0 +1,33 @@
+// Package engine is peerboot's packet engine: it moves BOOTP/DHCP datagrams
+// between the wire and a Handler as cheaply as possible. It knows nothing
+// about PXE policy.
+//
+// A Socket (engine/rawsock: an AF_PACKET socket bound to one interface with
+// a kernel filter attached before bind; engine/udpsock: a UDP socket with
+// batch reads and packet info; engine/memsock: in memory, for tests) is
+// read in batches by one reader goroutine into preallocated Packet buffers.
+// The reader puts each packet on a fixed ring (a bounded queue of
+// Config.RingSize entries) and never waits: when the ring is full the
+// packet is dropped and counted. A pool of workers takes packets off the
+// ring, decodes raw frames (Ethernet, IPv4, UDP), calls the Handler with
+// the packet and the worker's own preallocated ReplyBuffer, picks the
+// reply's destination with Route (RFC 2131 section 4.1: relay, ciaddr,
+// broadcast or yiaddr, decided in that one function) and sends it through
+// the socket. Nothing on that path allocates: testing.AllocsPerRun guards
+// it on memsock.
+//
+// Handler contract: Handle(req, reply) is called concurrently from the
+// workers. req.Payload is the UDP payload; req carries the MAC, IP and
+// port addresses and the interface index. The handler writes the whole
+// BOOTP reply into reply.Payload (empty, capacity MaxPayload) without
+// reallocating it, optionally sets reply.DstPort, and returns true to send.
+// The reply's ciaddr, yiaddr, giaddr, flags and chaddr fields decide where
+// it goes.
+//
+// Counters (received, filtered by the kernel, dropped because the ring was
+// full, malformed, ignored, sent, send errors) are read with
+// Engine.Counters for metrics.
+//
+// engine is transport only: it must never import pxe, election, central or
+// tftp.
+package engine
