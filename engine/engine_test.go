@@ -118,8 +118,8 @@ func TestEngineCountsMalformedAndIgnored(t *testing.T) {
 	for _, f := range bad {
 		sock.InjectFrame(f)
 	}
-	notBOOTP := discoverFrame(2)
-	notBOOTP[42] = 2 // a reply, which echoHandler ignores
+	notBOOTP := udpFrame(clientMAC, bcastMAC, netip.MustParseAddrPort("0.0.0.0:68"), netip.MustParseAddrPort("255.255.255.255:67"),
+		bootp(2, 1, false, zero4, zero4, zero4, clientMAC)) // a reply, which echoHandler ignores
 	sock.InjectFrame(notBOOTP)
 	waitFor(t, "all counted", func() bool { c := e.Counters(); return c.Malformed+c.Ignored == uint64(len(bad))+1 })
 	if c := e.Counters(); c.Malformed != uint64(len(bad)) || c.Ignored != 1 || c.Sent != 0 {

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"net/netip"
+
+	"github.com/peerboot/peerboot/codec/frame"
 )
 
 // MaxFrame is the size of every preallocated receive and reply buffer: an
@@ -26,11 +28,14 @@ type Packet struct {
 	// Payload is the UDP payload (the DHCP/BOOTP message).
 	Payload []byte
 
-	SrcMAC, DstMAC   [6]byte // zero on the UDP-socket path
+	SrcMAC, DstMAC   frame.MAC // zero on the UDP-socket path
 	SrcIP, DstIP     netip.Addr
 	SrcPort, DstPort uint16
 	// IfIndex is the interface the packet arrived on.
 	IfIndex int
+	// Decoded holds the decoded headers of Frame (raw path only; its
+	// slices alias Frame), e.g. the 802.1Q tag.
+	Decoded frame.Frame
 
 	buf [MaxFrame]byte
 }
@@ -46,6 +51,7 @@ func (p *Packet) reset() {
 	p.SrcMAC, p.DstMAC = [6]byte{}, [6]byte{}
 	p.SrcIP, p.DstIP = netip.Addr{}, netip.Addr{}
 	p.SrcPort, p.DstPort, p.IfIndex = 0, 0, 0
+	p.Decoded = frame.Frame{}
 }
 
 // ReplyBuffer is where a handler builds its reply. Each worker owns one and

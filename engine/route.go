@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"github.com/peerboot/peerboot/codec/frame"
 )
 
 // Well-known BOOTP ports.
@@ -45,13 +47,13 @@ func (k RouteKind) String() string {
 type Addressing struct {
 	CIAddr, YIAddr, GIAddr [4]byte
 	Broadcast              bool // the BROADCAST bit of the flags field
-	CHAddr                 [6]byte
+	CHAddr                 frame.MAC
 }
 
 // Destination is where one reply is sent.
 type Destination struct {
 	Kind    RouteKind
-	MAC     [6]byte // next-hop Ethernet address (raw path only)
+	MAC     frame.MAC // next-hop Ethernet address (raw path only)
 	IP      netip.Addr
 	Port    uint16 // destination UDP port
 	SrcPort uint16 // source UDP port
@@ -77,8 +79,6 @@ func AddressingFromBOOTP(msg []byte) (Addressing, error) {
 	copy(a.CHAddr[:], msg[28:34])
 	return a, nil
 }
-
-var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 // Route decides where a reply goes, following RFC 2131 section 4.1. It is
 // the only place in peerboot that makes this decision.
@@ -109,7 +109,7 @@ func Route(a Addressing, req *Packet) Destination {
 	case a.CIAddr != [4]byte{}:
 		d.Kind, d.IP, d.MAC = RouteCIAddr, netip.AddrFrom4(a.CIAddr), req.SrcMAC
 	case a.Broadcast || a.YIAddr == [4]byte{}:
-		d.Kind, d.IP, d.MAC = RouteBroadcast, netip.AddrFrom4([4]byte{255, 255, 255, 255}), broadcastMAC
+		d.Kind, d.IP, d.MAC = RouteBroadcast, netip.AddrFrom4([4]byte{255, 255, 255, 255}), frame.Broadcast
 	default:
 		d.Kind, d.IP, d.MAC = RouteYIAddr, netip.AddrFrom4(a.YIAddr), a.CHAddr
 	}

@@ -4,11 +4,12 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/peerboot/peerboot/codec/frame"
 	"github.com/peerboot/peerboot/engine"
 )
 
 func TestRoute(t *testing.T) {
-	relayMAC := [6]byte{0x02, 0, 0, 0, 0, 0x01}
+	relayMAC := frame.MAC{0x02, 0, 0, 0, 0, 0x01}
 	ci := [4]byte{198, 18, 5, 20}
 	yi := [4]byte{198, 18, 5, 30}
 	gi := [4]byte{198, 18, 6, 1}
