@@ -21,8 +21,8 @@ type Dialect struct {
 	Dollar bool
 	// Migrate runs fn holding a lock that keeps concurrent migrations of
 	// other processes out (nil: no lock needed).
-	LockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
-	UniqueViolation func(error) bool
+	LockMigrations      func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+	UniqueViolation     func(error) bool
 	ForeignKeyViolation func(error) bool
 	// SnapshotTx are the options of a consistent read-only transaction.
 	SnapshotTx *sql.TxOptions
