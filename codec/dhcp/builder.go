@@ -227,20 +227,81 @@ func (b *Builder) closeOption(start int) {
 	if b.err != nil || start < 0 {
 		return
 	}
-	code := b.buf[start]
 	l := b.n - start - 2
 	if l <= 255 {
 		b.buf[start+1] = byte(l)
 		return
 	}
-	k := (l + 254) / 255
-	extra := 2 * (k - 1)
+	var ends [maxSplit]int
+	k := 0
+	for end := 255; k < maxSplit; end += 255 {
+		ends[k] = min(end, l)
+		k++
+		if end >= l {
+			b.split(start, ends[:k])
+			return
+		}
+	}
+	b.setErr(ErrTooLargeForClient)
+}
+
+// maxSplit bounds the instances one option is split into (64 x 255 bytes
+// is more than any UDP message a DHCP client accepts).
+const maxSplit = 64
+
+// closeEncapsulated closes an option holding sub-options (43). When it is
+// longer than 255 bytes it is split between whole sub-options, so that
+// receivers that read each instance on its own (many PXE ROMs, Wireshark)
+// still see well-formed sub-options; a sub-option that cannot fit one
+// instance falls back to a plain split.
+func (b *Builder) closeEncapsulated(start int) {
+	if b.err != nil || start < 0 {
+		return
+	}
+	l := b.n - start - 2
+	if l <= 255 {
+		b.buf[start+1] = byte(l)
+		return
+	}
+	data := b.buf[start+2 : b.n]
+	var ends [maxSplit]int
+	k, chunk, i := 0, 0, 0
+	for i < l {
+		sub := 1
+		if c := data[i]; c != OptPad && c != OptEnd && i+1 < l {
+			sub = 2 + int(data[i+1])
+		}
+		if sub > 255 || k == maxSplit-1 {
+			b.closeOption(start)
+			return
+		}
+		if i+sub-chunk > 255 {
+			ends[k] = i
+			k++
+			chunk = i
+		}
+		i += sub
+	}
+	ends[k] = l
+	k++
+	b.split(start, ends[:k])
+}
+
+// split rewrites the option opened at start (data from start+2 to b.n) as
+// len(ends) instances; ends are the chunk ends relative to the data start.
+func (b *Builder) split(start int, ends []int) {
+	extra := 2 * (len(ends) - 1)
 	if !b.room(extra) {
 		return
 	}
-	for j := k - 1; j >= 0; j-- {
-		lo, hi := j*255, min(j*255+255, l)
-		at := start + j*257
+	code := b.buf[start]
+	for j := len(ends) - 1; j >= 0; j-- {
+		lo := 0
+		if j > 0 {
+			lo = ends[j-1]
+		}
+		hi := ends[j]
+		at := start + lo + 2*j
 		copy(b.buf[at+2:], b.buf[start+2+lo:start+2+hi])
 		b.buf[at] = code
 		b.buf[at+1] = byte(hi - lo)
@@ -409,7 +470,7 @@ func (b *Builder) EndPXE() {
 		b.buf[b.n] = OptEnd
 		b.n++
 	}
-	b.closeOption(start)
+	b.closeEncapsulated(start)
 }
 
 // Len returns the number of bytes written so far.
