@@ -280,10 +280,10 @@ const (
 	offIPv4        = 14
 	offIPFlagsFrag = offIPv4 + 6
 	offIPProto     = offIPv4 + 9
-	offUDPDstPort  = 2           // in the UDP header, after the IPv4 header
-	skbPktType     = 4           // offsetof(struct __sk_buff, pkt_type)
-	packetOutgoing = 4           // PACKET_OUTGOING
-	keepAll        = -1          // socket filter verdict: keep the whole packet
+	offUDPDstPort  = 2  // in the UDP header, after the IPv4 header
+	skbPktType     = 4  // offsetof(struct __sk_buff, pkt_type)
+	packetOutgoing = 4  // PACKET_OUTGOING
+	keepAll        = -1 // socket filter verdict: keep the whole packet
 )
 
 // program is the eBPF socket filter. R6 holds the context (needed by the
