@@ -1,0 +1,359 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	codec "github.com/peerboot/peerboot/codec/tftp"
+	"github.com/peerboot/peerboot/tftp/udpbatch"
+)
+
+// Options are what the client asks the server for. Zero values mean "do
+// not ask" (blksize, windowsize) or the default.
+type Options struct {
+	Blksize    int           // 8-65464; 0 = do not ask (512)
+	Windowsize int           // 1-65535; 0 = do not ask (1)
+	Tsize      bool          // ask the server for the file size
+	Timeout    time.Duration // retransmission timeout (default 1s); sent as the timeout option when >= 1s and AskTimeout
+	AskTimeout bool
+	Retries    int // retransmissions without progress before giving up (default 5)
+	RecvBuffer int // SO_RCVBUF in bytes (default 4 MiB; forced when running as root)
+}
+
+// Result describes a finished download.
+type Result struct {
+	Bytes      int64
+	Tsize      int64 // -1 when the server did not send it
+	Blksize    int
+	Windowsize int
+	OACK       bool // the server acknowledged options
+	Duration   time.Duration
+	AcksResent int64 // ACKs sent again after a timeout, gap or duplicate
+	Syscalls   uint64
+}
+
+// ServerError is an ERROR packet from the server.
+type ServerError struct {
+	Code    codec.ErrorCode
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("server error %d (%v): %s", e.Code, e.Code, e.Message)
+}
+
+// ErrTimeout means the server stopped answering.
+var ErrTimeout = errors.New("tftp: timeout")
+
+// Get downloads name from server ("host:port") into w.
+func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (Result, error) {
+	res := Result{Tsize: -1, Blksize: codec.DefaultBlksize, Windowsize: 1}
+	start := time.Now()
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.Retries <= 0 {
+		opts.Retries = 5
+	}
+	if opts.RecvBuffer <= 0 {
+		opts.RecvBuffer = 4 << 20
+	}
+	sa, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return res, fmt.Errorf("tftp get: %w", err)
+	}
+	conn, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return res, fmt.Errorf("tftp get: %w", err)
+	}
+	defer conn.Close()
+	setRecvBuffer(conn, opts.RecvBuffer)
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	req := codec.Request{Opcode: codec.OpRRQ, Filename: []byte(name), Mode: codec.ModeOctet}
+	if opts.Blksize > 0 {
+		req.SetBlksize(int64(opts.Blksize))
+	}
+	if opts.Tsize {
+		req.SetTsize(0)
+	}
+	if opts.AskTimeout && opts.Timeout >= time.Second {
+		req.SetTimeout(int64(opts.Timeout / time.Second))
+	}
+	if opts.Windowsize > 0 {
+		req.SetWindowsize(int64(opts.Windowsize))
+	}
+	rrq, err := codec.AppendRequest(nil, &req)
+	if err != nil {
+		return res, fmt.Errorf("tftp get: build request: %w", err)
+	}
+	c := &getter{conn: conn, opts: opts, res: &res, out: bufio.NewWriterSize(w, 1<<20), ctx: ctx}
+	if err := c.request(sa.AddrPort(), rrq); err != nil {
+		return res, err
+	}
+	err = c.receive()
+	if ferr := c.out.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("tftp get: write: %w", ferr)
+	}
+	res.Duration = time.Since(start)
+	if err == nil && res.Tsize >= 0 && res.Tsize != res.Bytes {
+		err = fmt.Errorf("tftp get: received %d bytes, server announced tsize %d", res.Bytes, res.Tsize)
+	}
+	return res, err
+}
+
+type getter struct {
+	ctx   context.Context
+	conn  *net.UDPConn
+	opts  Options
+	res   *Result
+	out   *bufio.Writer
+	tid   netip.AddrPort
+	first []byte // first DATA packet when the server skipped the OACK
+	ack   [4]byte
+	rx    *udpbatch.Receiver
+
+	expected  int64 // next absolute block
+	sinceAck  int
+	gapAcked  bool
+	lastAcked int64
+}
+
+func setRecvBuffer(conn *net.UDPConn, n int) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+	})
+}
+
+// request sends the RRQ until the server answers with OACK or DATA 1.
+func (c *getter) request(server netip.AddrPort, rrq []byte) error {
+	buf := make([]byte, 65536)
+	for try := 0; try <= c.opts.Retries; try++ {
+		if _, err := c.conn.WriteToUDPAddrPort(rrq, server); err != nil {
+			return fmt.Errorf("tftp get: send request: %w", err)
+		}
+		c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+		for {
+			n, from, err := c.conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if c.ctx.Err() != nil {
+					return c.ctx.Err()
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break
+				}
+				return fmt.Errorf("tftp get: %w", err)
+			}
+			if from.Addr().Unmap() != server.Addr().Unmap() {
+				continue // not our server
+			}
+			pkt := buf[:n]
+			op, err := codec.PacketOpcode(pkt)
+			if err != nil {
+				continue
+			}
+			switch op {
+			case codec.OpERROR:
+				e, _ := codec.ParseError(pkt)
+				return &ServerError{Code: e.Code, Message: string(e.Message)}
+			case codec.OpOACK:
+				var o codec.Options
+				if err := codec.ParseOACK(pkt, &o); err != nil {
+					return fmt.Errorf("tftp get: bad OACK: %w", err)
+				}
+				if err := c.applyOACK(&o); err != nil {
+					c.sendTo(from, codec.AppendError(nil, codec.ErrCodeOptionNegotiation, err.Error()))
+					return err
+				}
+				return c.connect(from)
+			case codec.OpDATA:
+				d, err := codec.ParseData(pkt)
+				if err != nil || d.Block != 1 {
+					continue
+				}
+				c.first = append([]byte(nil), pkt...)
+				return c.connect(from)
+			}
+		}
+	}
+	return fmt.Errorf("%w: no answer to the request", ErrTimeout)
+}
+
+func (c *getter) applyOACK(o *codec.Options) error {
+	c.res.OACK = true
+	if o.Has(codec.OptBlksize) {
+		if o.Blksize < codec.MinBlksize || o.Blksize > codec.MaxBlksize || (c.opts.Blksize > 0 && int(o.Blksize) > c.opts.Blksize) || c.opts.Blksize == 0 {
+			return fmt.Errorf("tftp get: server offered blksize %d", o.Blksize)
+		}
+		c.res.Blksize = int(o.Blksize)
+	}
+	if o.Has(codec.OptWindowsize) {
+		if o.Windowsize < 1 || (c.opts.Windowsize > 0 && int(o.Windowsize) > c.opts.Windowsize) || c.opts.Windowsize == 0 {
+			return fmt.Errorf("tftp get: server offered windowsize %d", o.Windowsize)
+		}
+		c.res.Windowsize = int(o.Windowsize)
+	}
+	if o.Has(codec.OptTsize) {
+		c.res.Tsize = o.Tsize
+	}
+	return nil
+}
+
+func (c *getter) sendTo(to netip.AddrPort, b []byte) { c.conn.WriteToUDPAddrPort(b, to) }
+
+// connect fixes the server's transfer ID: the socket then only receives
+// from it, which lets recvmmsg read batches without checking sources.
+func (c *getter) connect(tid netip.AddrPort) error {
+	c.tid = tid
+	rc, err := c.conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	rc.Control(func(fd uintptr) {
+		var sa unix.Sockaddr
+		a := tid.Addr()
+		if a.Is4() || a.Is4In6() {
+			sa = &unix.SockaddrInet4{Port: int(tid.Port()), Addr: a.Unmap().As4()}
+		} else {
+			sa = &unix.SockaddrInet6{Port: int(tid.Port()), Addr: a.As16()}
+		}
+		cerr = unix.Connect(int(fd), sa)
+	})
+	if cerr != nil {
+		return fmt.Errorf("tftp get: connect to %v: %w", tid, cerr)
+	}
+	batch := min(max(c.res.Windowsize, 1), 64)
+	c.rx, err = udpbatch.NewReceiver(c.conn, batch, c.res.Blksize+4)
+	return err
+}
+
+func (c *getter) sendAck(block int64) {
+	c.conn.Write(codec.AppendAck(c.ack[:0], uint16(block)))
+	c.sinceAck = 0
+	c.lastAcked = block
+}
+
+func (c *getter) receive() error {
+	c.expected = 1
+	if c.first != nil {
+		if done, err := c.handle(c.first); done || err != nil {
+			return err
+		}
+	} else {
+		c.sendAck(0)
+	}
+	timeouts := 0
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+		n, err := c.rx.Recv()
+		c.res.Syscalls = c.rx.Syscalls
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return c.ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				timeouts++
+				if timeouts > c.opts.Retries {
+					return fmt.Errorf("%w: no DATA after block %d", ErrTimeout, c.expected-1)
+				}
+				c.sendAck(c.expected - 1)
+				c.res.AcksResent++
+				continue
+			}
+			if errors.Is(err, unix.ECONNREFUSED) {
+				return fmt.Errorf("tftp get: server went away: %w", err)
+			}
+			return fmt.Errorf("tftp get: receive: %w", err)
+		}
+		timeouts = 0
+		dupAcked := false
+		for i := 0; i < n; i++ {
+			pkt := c.rx.Packet(i)
+			if op, _ := codec.PacketOpcode(pkt); op == codec.OpOACK && c.expected == 1 && !dupAcked {
+				c.sendAck(0) // our ACK 0 was lost
+				dupAcked = true
+				continue
+			}
+			done, err := c.handle(pkt)
+			if err != nil || done {
+				return err
+			}
+		}
+	}
+}
+
+// handle processes one datagram. It reports done after the last block.
+func (c *getter) handle(pkt []byte) (bool, error) {
+	op, err := codec.PacketOpcode(pkt)
+	if err != nil {
+		return false, nil
+	}
+	switch op {
+	case codec.OpERROR:
+		e, _ := codec.ParseError(pkt)
+		return false, &ServerError{Code: e.Code, Message: string(e.Message)}
+	case codec.OpDATA:
+	default:
+		return false, nil
+	}
+	d, err := codec.ParseData(pkt)
+	if err != nil {
+		return false, nil
+	}
+	delta := d.Block - uint16(c.expected)
+	switch {
+	case delta == 0:
+		if len(d.Payload) > c.res.Blksize {
+			return false, fmt.Errorf("tftp get: block %d carries %d bytes, blksize is %d", c.expected, len(d.Payload), c.res.Blksize)
+		}
+		if _, err := c.out.Write(d.Payload); err != nil {
+			c.conn.Write(codec.AppendError(nil, codec.ErrCodeDiskFull, "write failed"))
+			return false, fmt.Errorf("tftp get: write: %w", err)
+		}
+		c.res.Bytes += int64(len(d.Payload))
+		c.gapAcked = false
+		c.sinceAck++
+		last := len(d.Payload) < c.res.Blksize
+		c.expected++
+		if last {
+			c.sendAck(c.expected - 1)
+			return true, nil
+		}
+		if c.sinceAck >= c.res.Windowsize {
+			c.sendAck(c.expected - 1)
+		}
+	case delta < 0x8000:
+		// A later block: one of ours was lost. Report the gap once.
+		if !c.gapAcked {
+			c.sendAck(c.expected - 1)
+			c.res.AcksResent++
+			c.gapAcked = true
+		}
+	default:
+		// An earlier block: the server did not get our last ACK. Repeat it
+		// once per window.
+		if c.sinceAck == 0 && !c.gapAcked && d.Block == uint16(c.lastAcked) {
+			c.sendAck(c.lastAcked)
+			c.res.AcksResent++
+		}
+	}
+	return false, nil
+}

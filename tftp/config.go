@@ -1,0 +1,118 @@
+package tftp
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	codec "github.com/peerboot/peerboot/codec/tftp"
+	"github.com/peerboot/peerboot/tftp/udpbatch"
+)
+
+// Config configures a Server. The zero value of every limit means its
+// default.
+type Config struct {
+	// Source serves the files. Required.
+	Source FileSource
+	// MaxBlksize caps the negotiated block size (default and upper bound
+	// 65464). The block size is also clamped, once per transfer, to the
+	// path MTU towards the client minus 32 unless IgnorePathMTU is set.
+	MaxBlksize    int
+	IgnorePathMTU bool
+	// MaxWindowsize caps RFC 7440 windowsize (default 64).
+	MaxWindowsize int
+	// MaxWindowBytes bounds one session's window buffer (default 1 MiB):
+	// the granted windowsize is lowered so windowsize*blksize fits.
+	MaxWindowBytes int
+	// Timeout is the retransmission timeout when the client does not ask
+	// for one (default 1s); Retries the number of full-timeout
+	// retransmissions without progress before giving up (default 5).
+	Timeout time.Duration
+	Retries int
+	// MaxSessions limits concurrent transfers (default 4096); beyond it
+	// requests get ERROR 0 "server busy".
+	MaxSessions int
+	// SinglePort answers from the listening socket instead of a new port
+	// per transfer (for NAT and containers).
+	SinglePort bool
+	// SendMethod forces a batching method (tests); Auto detects.
+	SendMethod udpbatch.Method
+	// Logger receives one line per refused request and finished transfer
+	// (default slog.Default()).
+	Logger *slog.Logger
+	// OnTransfer is called once per finished transfer, from the session's
+	// goroutine.
+	OnTransfer func(TransferStats)
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	d := *c
+	if d.Source == nil {
+		return d, fmt.Errorf("tftp: Config.Source is required")
+	}
+	if d.MaxBlksize <= 0 || d.MaxBlksize > codec.MaxBlksize {
+		d.MaxBlksize = codec.MaxBlksize
+	}
+	if d.MaxBlksize < codec.MinBlksize {
+		d.MaxBlksize = codec.MinBlksize
+	}
+	if d.MaxWindowsize <= 0 {
+		d.MaxWindowsize = 64
+	}
+	d.MaxWindowsize = min(d.MaxWindowsize, codec.MaxWindowsize)
+	if d.MaxWindowBytes <= 0 {
+		d.MaxWindowBytes = 1 << 20
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = time.Second
+	}
+	if d.Retries <= 0 {
+		d.Retries = 5
+	}
+	if d.MaxSessions <= 0 {
+		d.MaxSessions = 4096
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d, nil
+}
+
+// Outcome is how a transfer ended.
+type Outcome string
+
+// Transfer outcomes.
+const (
+	OutcomeComplete    Outcome = "complete"
+	OutcomeClientError Outcome = "client-error" // the client sent ERROR (e.g. after a tsize probe)
+	OutcomeTimeout     Outcome = "timeout"
+	OutcomeCanceled    Outcome = "canceled"
+	OutcomeFailed      Outcome = "failed" // local I/O error
+)
+
+// TransferStats describes one finished transfer.
+type TransferStats struct {
+	Client      string
+	File        string
+	Size        int64 // file size
+	Bytes       int64 // file bytes acknowledged by the client
+	SentBytes   int64 // UDP payload bytes sent, retransmissions included
+	Blksize     int
+	Windowsize  int
+	Retransmits int64 // DATA packets sent more than once
+	Duration    time.Duration
+	Outcome     Outcome
+	Err         error
+}
+
+// Counters are server-wide counts since start.
+type Counters struct {
+	Requests    uint64 // RRQ/WRQ received
+	Malformed   uint64 // packets dropped because they did not decode
+	Refused     uint64 // requests answered with an ERROR
+	Busy        uint64 // requests refused because MaxSessions was reached
+	Active      int64  // sessions running now
+	Completed   uint64
+	BytesSent   uint64 // UDP payload bytes of DATA packets
+	Retransmits uint64
+}

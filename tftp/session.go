@@ -1,0 +1,501 @@
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	codec "github.com/peerboot/peerboot/codec/tftp"
+	"github.com/peerboot/peerboot/tftp/udpbatch"
+)
+
+const (
+	minRTO      = 20 * time.Millisecond
+	initialRTO  = 250 * time.Millisecond
+	maxPace     = 2 * time.Millisecond
+	minPace     = 50 * time.Microsecond
+	inboxLength = 64
+)
+
+// inPacket is one datagram handed to a single-port session.
+type inPacket struct {
+	n int
+	b [516]byte
+}
+
+// session is one read transfer. All its buffers are allocated when it
+// starts; the steady state (fill a window, send it, read ACKs) allocates
+// nothing.
+type session struct {
+	srv    *Server
+	peer   netip.AddrPort
+	conn   *net.UDPConn // connected per-transfer socket, or the listener
+	single bool
+	inbox  chan inPacket
+	timer  *time.Timer
+	sender *udpbatch.Sender
+	file   *sharedFile
+
+	oack    []byte // nil when no option was accepted
+	blksize int
+	window  int // negotiated windowsize
+	cwnd    int // blocks per burst (AIMD), 1..window
+	timeout time.Duration
+	size    int64
+	nblocks int64 // DATA packets in the transfer (the last one is short)
+	stride  int
+
+	buf  []byte       // window of DATA packets, stride apart
+	iovs []unix.Iovec // preadv targets
+	rbuf []byte       // received datagram
+	ebuf [128]byte    // outgoing ERROR
+
+	srtt, rttvar time.Duration
+	highestSent  int64
+	stats        TransferStats
+}
+
+func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer netip.AddrPort, local netip.Addr,
+	name string, f *sharedFile, req *codec.Options) (*session, error) {
+	s := &session{srv: srv, peer: peer, file: f, size: f.Size(), timeout: srv.cfg.Timeout,
+		stats: TransferStats{Client: peer.String(), File: name, Size: f.Size()}}
+	if srv.cfg.SinglePort {
+		s.conn, s.single = listener, true
+		s.inbox = make(chan inPacket, inboxLength)
+		s.timer = time.NewTimer(time.Hour)
+		s.timer.Stop()
+	} else {
+		var laddr *net.UDPAddr
+		if local.IsValid() {
+			laddr = &net.UDPAddr{IP: local.AsSlice()}
+		}
+		c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(peer))
+		if err != nil {
+			return nil, fmt.Errorf("transfer socket: %w", err)
+		}
+		s.conn = c
+	}
+	// Negotiate (RFC 2347): acknowledge only the options we accept.
+	var ack codec.Options
+	s.blksize = codec.DefaultBlksize
+	s.window = 1
+	if req.Has(codec.OptBlksize) {
+		if req.Blksize < codec.MinBlksize {
+			s.closeConn()
+			s.srv.refuse(listener, peer, codec.ErrCodeOptionNegotiation, "blksize below 8", name, nil)
+			return nil, nil
+		}
+		b := min(int(min(req.Blksize, codec.MaxBlksize)), srv.cfg.MaxBlksize)
+		if !srv.cfg.IgnorePathMTU && !s.single {
+			if mtu := pathMTU(s.conn); mtu > 0 {
+				b = max(min(b, mtu-32), codec.MinBlksize)
+			}
+		}
+		s.blksize = b
+		ack.SetBlksize(int64(b))
+	}
+	if req.Has(codec.OptTsize) {
+		ack.SetTsize(s.size)
+	}
+	if req.Has(codec.OptTimeout) && req.Timeout >= codec.MinTimeout && req.Timeout <= codec.MaxTimeout {
+		s.timeout = time.Duration(req.Timeout) * time.Second
+		ack.SetTimeout(req.Timeout)
+	}
+	if req.Has(codec.OptWindowsize) && req.Windowsize >= codec.MinWindowsize && req.Windowsize <= codec.MaxWindowsize {
+		w := min(int(req.Windowsize), srv.cfg.MaxWindowsize, max(1, srv.cfg.MaxWindowBytes/(s.blksize+4)))
+		s.window = w
+		ack.SetWindowsize(int64(w))
+	}
+	if ack.Present != 0 {
+		s.oack, _ = codec.AppendOACK(nil, &ack)
+	}
+	s.cwnd = s.window
+	s.stride = 4 + s.blksize
+	s.nblocks = s.size/int64(s.blksize) + 1
+	s.buf = make([]byte, s.window*s.stride)
+	s.iovs = make([]unix.Iovec, s.window)
+	s.rbuf = make([]byte, 1024)
+	s.stats.Blksize, s.stats.Windowsize = s.blksize, s.window
+	var dst netip.AddrPort
+	if s.single {
+		dst = peer
+	}
+	sender, err := udpbatch.NewSender(s.conn, dst, s.stride, s.window, srv.cfg.SendMethod)
+	if err != nil {
+		s.closeConn()
+		return nil, err
+	}
+	s.sender = sender
+	return s, nil
+}
+
+func (s *session) closeConn() {
+	if !s.single && s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+// pathMTU returns the kernel's path MTU for a connected socket, or 0.
+func pathMTU(c *net.UDPConn) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	mtu := 0
+	rc.Control(func(fd uintptr) {
+		if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU); err == nil {
+			mtu = v
+		} else if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU); err == nil {
+			mtu = v - 20 // the 32 bytes of headers assume IPv4; IPv6 needs 20 more
+		}
+	})
+	return mtu
+}
+
+// deliver hands a datagram from the listener to a single-port session; it
+// is dropped when the session's inbox is full.
+func (s *session) deliver(pkt []byte) {
+	var p inPacket
+	p.n = copy(p.b[:], pkt)
+	select {
+	case s.inbox <- p:
+	default:
+	}
+}
+
+var errClientError = errors.New("client sent ERROR")
+
+func (s *session) run(ctx context.Context) {
+	start := time.Now()
+	if !s.single {
+		stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	err := s.transfer(ctx)
+	s.stats.Duration = time.Since(start)
+	s.stats.Err = err
+	switch {
+	case err == nil:
+		s.stats.Outcome = OutcomeComplete
+		s.srv.completed.Add(1)
+	case errors.Is(err, errClientError):
+		s.stats.Outcome = OutcomeClientError
+	case errors.Is(err, context.Canceled):
+		s.stats.Outcome = OutcomeCanceled
+		s.sendError(codec.ErrCodeNotDefined, "server shutting down")
+	case errors.Is(err, errTimeout):
+		s.stats.Outcome = OutcomeTimeout
+		s.sendError(codec.ErrCodeNotDefined, "timeout")
+	default:
+		s.stats.Outcome = OutcomeFailed
+		s.sendError(codec.ErrCodeNotDefined, "server error")
+	}
+	s.closeConn()
+	s.srv.bytesSent.Add(uint64(s.stats.SentBytes))
+	s.srv.retransmits.Add(uint64(s.stats.Retransmits))
+	level := "info"
+	if s.stats.Outcome == OutcomeTimeout || s.stats.Outcome == OutcomeFailed {
+		level = "warn"
+	}
+	args := []any{"client", s.stats.Client, "file", s.stats.File, "bytes", s.stats.Bytes, "size", s.stats.Size,
+		"blksize", s.blksize, "windowsize", s.window, "retransmits", s.stats.Retransmits,
+		"duration", s.stats.Duration, "outcome", s.stats.Outcome}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	if level == "warn" {
+		s.srv.log.Warn("tftp: transfer ended", args...)
+	} else {
+		s.srv.log.Info("tftp: transfer ended", args...)
+	}
+	if s.srv.cfg.OnTransfer != nil {
+		s.srv.cfg.OnTransfer(s.stats)
+	}
+}
+
+var errTimeout = errors.New("client stopped acknowledging")
+
+func (s *session) transfer(ctx context.Context) error {
+	rto := min(s.timeout, initialRTO)
+	if s.oack != nil {
+		if err := s.negotiate(ctx, rto); err != nil {
+			return err
+		}
+	}
+	base := int64(1)
+	timeouts := 0
+	lastProgress := time.Now()
+	for base <= s.nblocks {
+		end := min(base+int64(s.window), s.nblocks+1)
+		retransmitted := base <= s.highestSent
+		next := base
+		acked := int64(-1)
+		var err error
+		for next < end {
+			burstEnd := min(next+int64(s.cwnd), end)
+			if err = s.sendBlocks(next, burstEnd); err != nil {
+				return err
+			}
+			next = burstEnd
+			if next < end {
+				// Between bursts, look briefly for an ACK that reports a gap.
+				if acked, err = s.waitAck(ctx, base, next, time.Now().Add(s.pace())); err != nil || acked >= 0 {
+					break
+				}
+			}
+		}
+		sentAt := time.Now()
+		if err == nil && acked < 0 {
+			acked, err = s.waitAck(ctx, base, next, sentAt.Add(rto))
+		}
+		if err != nil {
+			return err
+		}
+		if acked < 0 { // timeout: resend the window with a smaller burst
+			timeouts++
+			s.cwnd = max(1, s.cwnd/2)
+			rto = min(2*rto, s.timeout)
+			if timeouts > s.srv.cfg.Retries && time.Since(lastProgress) >= s.timeout*time.Duration(s.srv.cfg.Retries) {
+				return fmt.Errorf("%w: no ACK for block %d after %d retransmissions", errTimeout, base, timeouts)
+			}
+			continue
+		}
+		timeouts = 0
+		lastProgress = time.Now()
+		if acked == end-1 && next == end {
+			if !retransmitted {
+				s.sampleRTT(lastProgress.Sub(sentAt))
+			}
+			s.cwnd = min(s.cwnd+1, s.window)
+		} else {
+			s.cwnd = max(1, s.cwnd/2) // the client reported a gap
+		}
+		rto = s.rto()
+		s.stats.Bytes = min(acked*int64(s.blksize), s.size)
+		base = acked + 1
+	}
+	s.stats.Bytes = s.size
+	return nil
+}
+
+// negotiate sends the OACK and waits for ACK 0, retransmitting the OACK.
+func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
+	deadline := time.Now().Add(s.timeout * time.Duration(s.srv.cfg.Retries+1))
+	for tries := 0; ; tries++ {
+		if err := s.write(s.oack); err != nil {
+			return err
+		}
+		s.stats.SentBytes += int64(len(s.oack))
+		acked, err := s.waitAck(ctx, 0, 1, time.Now().Add(rto))
+		if err != nil {
+			return err
+		}
+		if acked == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: no ACK for the OACK after %d tries", errTimeout, tries+1)
+		}
+		rto = min(2*rto, s.timeout)
+	}
+}
+
+func (s *session) pace() time.Duration {
+	if s.srtt == 0 {
+		return time.Millisecond
+	}
+	return min(max(s.srtt/2, minPace), maxPace)
+}
+
+func (s *session) sampleRTT(r time.Duration) {
+	if s.srtt == 0 {
+		s.srtt, s.rttvar = r, r/2
+		return
+	}
+	d := s.srtt - r
+	if d < 0 {
+		d = -d
+	}
+	s.rttvar = (3*s.rttvar + d) / 4
+	s.srtt = (7*s.srtt + r) / 8
+}
+
+func (s *session) rto() time.Duration {
+	if s.srtt == 0 {
+		return min(s.timeout, initialRTO)
+	}
+	return min(max(s.srtt+4*s.rttvar, minRTO), s.timeout)
+}
+
+// blockLen is the payload length of absolute block n (1-based).
+func (s *session) blockLen(n int64) int {
+	off := (n - 1) * int64(s.blksize)
+	return int(min(int64(s.blksize), s.size-off))
+}
+
+// sendBlocks reads blocks [first, end) into the window buffer and sends
+// them with one batch.
+func (s *session) sendBlocks(first, end int64) error {
+	buf := s.buf[:0]
+	total := 0
+	for n := first; n < end; n++ {
+		l := s.blockLen(n)
+		pkt := s.buf[total : total+4+l]
+		codec.PutDataHeader(pkt, uint16(n)) // block numbers roll over to 0
+		total += 4 + l
+	}
+	buf = s.buf[:total]
+	if err := s.readBlocks(first, end); err != nil {
+		return fmt.Errorf("read %s: %w", s.stats.File, err)
+	}
+	if err := s.sendBatch(buf); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if s.highestSent >= first {
+		s.stats.Retransmits += min(s.highestSent, end-1) - first + 1
+	}
+	s.highestSent = max(s.highestSent, end-1)
+	s.stats.SentBytes += int64(total)
+	return nil
+}
+
+// readBlocks fills the payloads of blocks [first, end): one preadv when the
+// file has a descriptor, else one ReadAt per block.
+func (s *session) readBlocks(first, end int64) error {
+	off := (first - 1) * int64(s.blksize)
+	want := 0
+	if s.file.fd >= 0 {
+		cnt := 0
+		for n := first; n < end; n++ {
+			l := s.blockLen(n)
+			if l == 0 {
+				continue
+			}
+			p := s.buf[int(n-first)*s.stride+4:]
+			s.iovs[cnt].Base = &p[0]
+			s.iovs[cnt].SetLen(l)
+			cnt++
+			want += l
+		}
+		if cnt == 0 {
+			return nil
+		}
+		r, _, errno := unix.Syscall6(unix.SYS_PREADV, uintptr(s.file.fd), uintptr(unsafe.Pointer(&s.iovs[0])),
+			uintptr(cnt), uintptr(off), 0, 0)
+		if errno == 0 && int(r) == want {
+			return nil
+		}
+	}
+	for n := first; n < end; n++ {
+		l := s.blockLen(n)
+		p := s.buf[int(n-first)*s.stride+4:][:l]
+		if _, err := s.file.ReadAt(p, (n-1)*int64(s.blksize)); err != nil && !(errors.Is(err, io.EOF) && l == 0) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) sendBatch(buf []byte) error { return s.sender.Send(buf) }
+
+func (s *session) write(b []byte) error {
+	var err error
+	if s.single {
+		_, err = s.conn.WriteToUDPAddrPort(b, s.peer)
+	} else {
+		_, err = s.conn.Write(b)
+	}
+	return err
+}
+
+func (s *session) sendError(code codec.ErrorCode, msg string) {
+	s.write(codec.AppendError(s.ebuf[:0], code, msg))
+}
+
+// waitAck reads datagrams until deadline and returns the absolute block
+// number of the first ACK in [base, sentEnd-1], or -1 on timeout. An ACK
+// for base-1 (already acted on) or for anything outside the window is
+// ignored, so duplicate ACKs never trigger a second resend.
+func (s *session) waitAck(ctx context.Context, base, sentEnd int64, deadline time.Time) (int64, error) {
+	for {
+		pkt, err := s.recv(ctx, deadline)
+		if err != nil {
+			return -1, err
+		}
+		if pkt == nil {
+			return -1, nil
+		}
+		op, err := codec.PacketOpcode(pkt)
+		if err != nil {
+			s.srv.malformed.Add(1)
+			continue
+		}
+		switch op {
+		case codec.OpACK:
+			blk, err := codec.ParseAck(pkt)
+			if err != nil {
+				s.srv.malformed.Add(1)
+				continue
+			}
+			delta := int64(blk - uint16(base-1))
+			if delta >= 1 && base-1+delta <= sentEnd-1 {
+				return base - 1 + delta, nil
+			}
+			if base == 0 && blk == 0 {
+				return 0, nil // ACK 0 for the OACK
+			}
+		case codec.OpERROR:
+			e, err := codec.ParseError(pkt)
+			if err != nil {
+				return -1, fmt.Errorf("%w (malformed)", errClientError)
+			}
+			return -1, fmt.Errorf("%w %d: %s", errClientError, e.Code, e.Message)
+		default:
+			s.srv.malformed.Add(1)
+		}
+	}
+}
+
+// recv returns the next datagram from the client, nil at the deadline.
+func (s *session) recv(ctx context.Context, deadline time.Time) ([]byte, error) {
+	if s.single {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return nil, nil
+		}
+		s.timer.Reset(d)
+		select {
+		case p := <-s.inbox:
+			s.timer.Stop()
+			n := copy(s.rbuf, p.b[:p.n])
+			return s.rbuf[:n], nil
+		case <-s.timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			s.timer.Stop()
+			return nil, ctx.Err()
+		}
+	}
+	if err := s.conn.SetReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	n, err := s.conn.Read(s.rbuf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %v", errClientError, err) // e.g. port unreachable: the client is gone
+	}
+	return s.rbuf[:n], nil
+}
