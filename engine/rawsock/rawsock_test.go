@@ -14,32 +14,12 @@ import (
 
 	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/filter"
+	"github.com/peerboot/peerboot/engine/internal/enginetest"
 	"github.com/peerboot/peerboot/engine/rawsock"
 	"github.com/peerboot/peerboot/internal/netlab"
 )
 
 var servedPorts = []uint16{67, 4011, 2067}
-
-// pair builds a lab with a server and a client host.
-func pair(t *testing.T, subnet string) (l *netlab.Lab, srv, cli *netlab.Host) {
-	t.Helper()
-	l, err := netlab.New(subnet)
-	if err != nil {
-		t.Fatalf("netlab (these tests need root): %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
-	p := netip.MustParsePrefix(subnet).Addr().As4()
-	host := func(name string, last byte) *netlab.Host {
-		a := p
-		a[3] = last
-		h, err := l.AddHost(name, netip.AddrFrom4(a).String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	return l, host("srv", 1), host("cli", 2)
-}
 
 func openIn(t *testing.T, h *netlab.Host, cfg rawsock.Config) *rawsock.Socket {
 	t.Helper()
@@ -112,15 +92,8 @@ func readUntil(t *testing.T, s *rawsock.Socket, marker string) []string {
 func sendMix(t *testing.T, cli *netlab.Host, srvIP netip.Addr, marker string) []string {
 	t.Helper()
 	var want []string
+	udp := enginetest.ListenUDP(t, cli, 68)
 	err := cli.Do(func() error {
-		udp, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 68})
-		if err != nil {
-			return err
-		}
-		defer udp.Close()
-		if err := setBroadcast(udp); err != nil {
-			return err
-		}
 		send := func(ip netip.Addr, port uint16, payload string, served bool) error {
 			if _, err := udp.WriteToUDPAddrPort([]byte(payload), netip.AddrPortFrom(ip, port)); err != nil {
 				return fmt.Errorf("send to %v:%d: %w", ip, port, err)
@@ -177,20 +150,8 @@ func sendMix(t *testing.T, cli *netlab.Host, srvIP netip.Addr, marker string) []
 	return want
 }
 
-func setBroadcast(c *net.UDPConn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = setsockoptBroadcast(int(fd)) }); err != nil {
-		return err
-	}
-	return serr
-}
-
 func TestFilterPassesOnlyServedPorts(t *testing.T) {
-	_, srv, cli := pair(t, "198.19.41.0/24")
+	srv, cli := enginetest.Pair(t, "198.19.41.0/24")
 	for _, classic := range []bool{false, true} {
 		name := "ebpf"
 		if classic {
