@@ -163,7 +163,7 @@ type Capture struct {
 // StartCapture records every frame on the lab bridge into path (pcap).
 // It returns once tcpdump is capturing.
 func (l *Lab) StartCapture(ctx context.Context, path string) (*Capture, error) {
-	cmd := l.Net.HubCommand(ctx, "tcpdump", "-i", "br0", "-U", "-n", "-s", "0", "-w", path)
+	cmd := l.Net.HubCommand(ctx, "tcpdump", "-i", "br0", "--immediate-mode", "-U", "-n", "-s", "0", "-w", path)
 	logPath := path + ".log"
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -197,8 +197,21 @@ func (c *Capture) Stop() {
 	if c == nil || c.cmd.Process == nil {
 		return
 	}
-	// tcpdump -U flushes each packet; SIGTERM ends it cleanly. Signal
-	// the process group: ip netns exec may still be its parent.
+	// Let tcpdump drain what the kernel already queued: wait (bounded)
+	// until the file has stopped growing, then SIGTERM ends it cleanly.
+	last, still := int64(-1), 0
+	for i := 0; i < 50 && still < 3; i++ {
+		var size int64
+		if st, err := os.Stat(c.Path); err == nil {
+			size = st.Size()
+		}
+		if size == last {
+			still++
+		} else {
+			still, last = 0, size
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-c.done:
