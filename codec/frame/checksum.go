@@ -1,34 +1,50 @@
 package frame
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // sum adds b to the running one's-complement sum acc as big-endian 16-bit
-// words (an odd trailing byte is padded with zero). The result is not
-// folded; fold it with finish.
+// words (an odd trailing byte is padded with zero). It adds 64-bit words
+// with end-around carry, which folds to the same 16-bit sum. The result is
+// not folded; fold it with finish.
 func sum(acc uint64, b []byte) uint64 {
+	var carry uint64
+	for len(b) >= 32 {
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), carry)
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), carry)
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), carry)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		acc, carry = bits.Add64(acc, binary.BigEndian.Uint64(b), carry)
 		b = b[8:]
 	}
+	var tail uint64
 	if len(b) >= 4 {
-		acc += uint64(binary.BigEndian.Uint32(b))
+		tail = uint64(binary.BigEndian.Uint32(b)) << 32
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
+		tail |= uint64(binary.BigEndian.Uint16(b)) << 16
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
+		tail |= uint64(b[0]) << 8
 	}
-	return acc
+	acc, carry = bits.Add64(acc, tail, carry)
+	acc, carry = bits.Add64(acc, carry, 0)
+	return acc + carry
 }
 
 // finish folds a running sum to 16 bits and complements it.
 func finish(acc uint64) uint16 {
-	for acc > 0xffff {
-		acc = (acc >> 16) + (acc & 0xffff)
-	}
+	acc = (acc >> 32) + (acc & 0xffffffff) // at most 33 bits
+	acc = (acc >> 16) + (acc & 0xffff)     // at most 17 bits
+	acc = (acc >> 16) + (acc & 0xffff)     // at most 16 bits plus a carry
+	acc = (acc >> 16) + (acc & 0xffff)
 	return ^uint16(acc)
 }
 

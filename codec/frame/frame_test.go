@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -286,4 +287,40 @@ func zeroSumFrame(t testing.TB) (frame.Header, []byte, []byte) {
 		t.Fatal(err)
 	}
 	return h, payload, b
+}
+
+// referenceChecksum is RFC 1071's checksum written the plain way: 16-bit
+// words, carries folded at the end.
+func referenceChecksum(b []byte) uint16 {
+	var acc uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		acc += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		acc += uint32(b[len(b)-1]) << 8
+	}
+	for acc > 0xffff {
+		acc = acc>>16 + acc&0xffff
+	}
+	return ^uint16(acc)
+}
+
+func TestChecksumMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 300 {
+		for _, fill := range []string{"random", "ones", "zeros"} {
+			b := make([]byte, n)
+			for i := range b {
+				switch fill {
+				case "random":
+					b[i] = byte(rng.Uint32())
+				case "ones":
+					b[i] = 0xff
+				}
+			}
+			if got, want := frame.Checksum(b), referenceChecksum(b); got != want {
+				t.Fatalf("%d %s bytes: Checksum %#04x, reference %#04x", n, fill, got, want)
+			}
+		}
+	}
 }
