@@ -1,0 +1,170 @@
+package tftp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	codec "github.com/peerboot/peerboot/codec/tftp"
+	"github.com/peerboot/peerboot/tftp/udpbatch"
+)
+
+// newTestSession opens name under root and builds a session towards a
+// local peer socket, as the listener would after negotiation.
+func newTestSession(t *testing.T, root, name string, blksize, window int, method udpbatch.Method) (*session, *net.UDPConn) {
+	t.Helper()
+	src, err := NewDirSource(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	srv, err := New(Config{Source: src, SendMethod: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	f, err := srv.files.open(src, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts codec.Options
+	opts.SetBlksize(int64(blksize))
+	opts.SetWindowsize(int64(window))
+	sess, err := srv.newSession(context.Background(), nil, peer.LocalAddr().(*net.UDPAddr).AddrPort(),
+		netip.MustParseAddr("127.0.0.1"), name, f, &opts)
+	if err != nil || sess == nil {
+		t.Fatalf("newSession: %v", err)
+	}
+	t.Cleanup(func() { sess.closeConn(); srv.files.release(f) })
+	return sess, peer
+}
+
+// TestSteadyStateZeroAllocs guards the per-DATA-packet path: fill a window
+// from the file, send it in one batch, receive the client's ACK.
+func TestSteadyStateZeroAllocs(t *testing.T) {
+	root := t.TempDir()
+	writeRandomFile(t, root, "big.bin", 64<<20)
+	for _, m := range []udpbatch.Method{udpbatch.GSO, udpbatch.Sendmmsg, udpbatch.Plain} {
+		t.Run(m.String(), func(t *testing.T) {
+			sess, peer := newTestSession(t, root, "big.bin", 1468, 16, m)
+			if sess.sender.Method() != m {
+				t.Fatalf("sender uses %v", sess.sender.Method())
+			}
+			sessAddr := sess.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+			rbuf := make([]byte, 65536)
+			ack := make([]byte, 0, 4)
+			base := int64(1)
+			ctx := context.Background()
+			step := func() {
+				end := base + 16
+				if err := sess.sendBlocks(base, end); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 16; i++ {
+					peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+					n, _, err := peer.ReadFromUDPAddrPort(rbuf)
+					if err != nil || n != 1472 {
+						t.Fatalf("packet %d of window at %d: %d bytes, %v", i, base, n, err)
+					}
+				}
+				peer.WriteToUDPAddrPort(codec.AppendAck(ack[:0], uint16(end-1)), sessAddr)
+				got, err := sess.waitAck(ctx, base, end, time.Now().Add(2*time.Second))
+				if err != nil || got != end-1 {
+					t.Fatalf("waitAck = %d, %v; want %d", got, err, end-1)
+				}
+				base = end
+			}
+			step() // warm up
+			if n := testing.AllocsPerRun(100, step); n != 0 {
+				t.Fatalf("%v allocations per window of 16 DATA packets, want 0", n)
+			}
+			if sess.sender.Datagrams < 16*100 {
+				t.Fatalf("sent only %d datagrams", sess.sender.Datagrams)
+			}
+			// One system call per window with GSO and sendmmsg.
+			if m != udpbatch.Plain && sess.sender.Syscalls > sess.sender.Datagrams/16 {
+				t.Fatalf("%d send syscalls for %d datagrams", sess.sender.Syscalls, sess.sender.Datagrams)
+			}
+		})
+	}
+}
+
+// TestBeyond4GiB reads blocks past the 4 GiB mark of a sparse file, where
+// 32-bit offsets and 16-bit block numbers would both have wrapped.
+func TestBeyond4GiB(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "huge.img")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 5<<30 + 777
+	marker := []byte("peerboot-beyond-4GiB")
+	markerOff := int64((4<<30)/1468+12345) * 1468 // block-aligned, past 4 GiB
+	if _, err := f.WriteAt(marker, markerOff); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	sess, peer := newTestSession(t, root, "huge.img", 1468, 4, udpbatch.Auto)
+	if sess.nblocks != size/1468+1 {
+		t.Fatalf("nblocks %d", sess.nblocks)
+	}
+	blk := markerOff/1468 + 1 // block holding the marker
+	if err := sess.sendBlocks(blk, blk+1); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, _, err := peer.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := codec.ParseData(buf[:n])
+	if err != nil || d.Block != uint16(blk) || string(d.Payload[:len(marker)]) != string(marker) {
+		t.Fatalf("block %d: %v, block field %d, payload starts %q", blk, err, d.Block, d.Payload[:len(marker)])
+	}
+	// The last block is the short one at the end of the file.
+	last := sess.nblocks
+	if err := sess.sendBlocks(last, last+1); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err = peer.ReadFromUDP(buf)
+	if err != nil || n != 4+int(size%1468) {
+		t.Fatalf("last block: %d bytes, %v; want %d", n, err, 4+size%1468)
+	}
+}
+
+// TestSinglePortMode downloads through the listening port only.
+func TestSinglePortMode(t *testing.T) {
+	root := t.TempDir()
+	os.Chmod(root, 0o755)
+	f := writeRandomFile(t, root, "sp.bin", 3<<20+5)
+	_, addr, stats := startServer(t, root, func(c *Config) { c.SinglePort = true })
+	out := filepath.Join(t.TempDir(), "sp.out")
+	for _, c := range realClients {
+		if c.name != "atftp" && c.name != "peerboot-client" {
+			continue
+		}
+		if err := c.get(context.Background(), addr, f.name, out, 1468); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := fileSHA256(t, out); got != f.sum {
+			t.Fatalf("%s: sha256 mismatch", c.name)
+		}
+		st := <-stats.ch
+		if st.Outcome != OutcomeComplete || st.Windowsize != 16 {
+			t.Fatalf("%s: stats %+v", c.name, st)
+		}
+	}
+}
