@@ -1,0 +1,192 @@
+package election
+
+import (
+	"math"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// AgentID identifies an agent on the subnet.
+type AgentID uint64
+
+// ClientKey identifies a PXE client: its MAC, and its SMBIOS GUID when the
+// client sent one. Ranking uses the MAC only.
+type ClientKey struct {
+	MAC     [6]byte
+	HasGUID bool
+	GUID    [16]byte
+}
+
+// member is one agent of the view, as its last heartbeat described it.
+type member struct {
+	id          AgentID
+	seed        uint64 // mix64(id), the agent's rendezvous salt
+	weight      uint8
+	ready       bool
+	transfers   uint32
+	bytesPerSec uint64
+	interval    time.Duration
+	lastSeen    time.Time
+	addr        netip.Addr
+	images      []uint64 // sorted image hashes
+	effWeight   float64  // weight scaled by load
+}
+
+// live reports whether m was heard within MissedHeartbeats intervals.
+func (m *member) live(now time.Time) bool {
+	return !now.After(m.lastSeen.Add(MissedHeartbeats * m.interval))
+}
+
+func (m *member) eligible(now time.Time) bool {
+	return m.ready && m.weight > 0 && m.live(now)
+}
+
+func (m *member) holds(image uint64) bool {
+	if image == 0 {
+		return false
+	}
+	_, ok := slices.BinarySearch(m.images, image)
+	return ok
+}
+
+// LoadLevel is the coarse load bucket every agent derives identically from
+// a heartbeat: the larger of log2(1+transfers) and log2(1+MiB/s). Coarse
+// buckets keep rankings stable while loads wobble.
+func LoadLevel(transfers uint32, bytesPerSec uint64) int {
+	return max(bits.Len32(transfers), bits.Len64(bytesPerSec>>20))
+}
+
+// effectiveWeight is weight / (1 + load level).
+func effectiveWeight(weight uint8, transfers uint32, bytesPerSec uint64) float64 {
+	return float64(weight) / float64(1+LoadLevel(transfers, bytesPerSec))
+}
+
+// mix64 is the SplitMix64 finaliser: a fast, well-mixed 64-bit hash.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// macKey is the client's rendezvous key.
+func macKey(mac [6]byte) uint64 {
+	v := uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5])
+	return mix64(v + 0x9e3779b97f4a7c15)
+}
+
+// rankKey orders members for one client: holders of the needed image
+// first (tier), then the weighted rendezvous score, then the id.
+type rankKey struct {
+	tier  int
+	score float64
+	id    AgentID
+}
+
+func (a rankKey) better(b rankKey) bool {
+	if a.tier != b.tier {
+		return a.tier > b.tier
+	}
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	return a.id < b.id
+}
+
+// key is m's rank key for client key k needing image (0 = any). The score
+// is weighted rendezvous hashing: w / -ln(u), u uniform in (0,1) from the
+// client and agent hashes, so each agent wins a share proportional to w.
+func (m *member) key(k uint64, image uint64) rankKey {
+	h := mix64(k ^ m.seed)
+	u := (float64(h>>11) + 0.5) * (1.0 / (1 << 53))
+	rk := rankKey{score: m.effWeight / -math.Log(u), id: m.id}
+	if m.holds(image) {
+		rk.tier = 1
+	}
+	return rk
+}
+
+// Ranker orders the eligible members of a view for a client. It reuses
+// its scratch space, so it is not safe for concurrent use.
+type Ranker struct {
+	scratch []rankedMember
+}
+
+type rankedMember struct {
+	key rankKey
+	m   *member
+}
+
+// rank appends the eligible members, best first, to dst.
+func (r *Ranker) rank(dst []AgentID, members []*member, now time.Time, mac [6]byte, image uint64) []AgentID {
+	k := macKey(mac)
+	r.scratch = r.scratch[:0]
+	for _, m := range members {
+		if m.eligible(now) {
+			r.scratch = append(r.scratch, rankedMember{m.key(k, image), m})
+		}
+	}
+	slices.SortFunc(r.scratch, compareRanked)
+	for _, rm := range r.scratch {
+		dst = append(dst, rm.m.id)
+	}
+	return dst
+}
+
+func compareRanked(a, b rankedMember) int {
+	if a.key.better(b.key) {
+		return -1
+	}
+	if b.key.better(a.key) {
+		return 1
+	}
+	return 0
+}
+
+// position is self's rank among the eligible members for the client, with
+// pinned (if not 0 and eligible) placed first whatever its score. It
+// returns -1 if self is not eligible, and stops counting past limit (so a
+// low-ranked agent costs a fraction of a full scan).
+func position(members []*member, self *member, pinned AgentID, now time.Time, mac [6]byte, image uint64, limit int) int {
+	if !self.eligible(now) {
+		return -1
+	}
+	if pinned == self.id {
+		return 0
+	}
+	k := macKey(mac)
+	mine := self.key(k, image)
+	pos := 0
+	for _, m := range members {
+		if m == self || !m.eligible(now) {
+			continue
+		}
+		if m.id == pinned || m.key(k, image).better(mine) {
+			pos++
+			if pos > limit {
+				return pos
+			}
+		}
+	}
+	return pos
+}
+
+// best returns the best eligible member holding image, other than skip.
+func best(members []*member, skip AgentID, now time.Time, mac [6]byte, image uint64) *member {
+	k := macKey(mac)
+	var top *member
+	var topKey rankKey
+	for _, m := range members {
+		if m.id == skip || !m.eligible(now) || !m.holds(image) {
+			continue
+		}
+		if key := m.key(k, image); top == nil || key.better(topKey) {
+			top, topKey = m, key
+		}
+	}
+	return top
+}

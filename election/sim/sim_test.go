@@ -1,0 +1,165 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/peerboot/peerboot/election"
+)
+
+var siteKey = []byte("peerboot-test-site-key-0123456789")
+
+func baseConfig() election.Config {
+	return election.Config{
+		Key:               siteKey,
+		Subnet:            0xabcdef,
+		ElectionWait:      200 * time.Millisecond,
+		Reserve:           30 * time.Second,
+		HeartbeatInterval: time.Second,
+	}
+}
+
+func run(t *testing.T, s Scenario) *Outcome {
+	t.Helper()
+	if s.Config.Key == nil {
+		s.Config = baseConfig()
+	}
+	out, err := s.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestExactlyOneResponderWithLoss(t *testing.T) {
+	for _, agents := range []int{2, 10, 50, 200} {
+		t.Run(fmt.Sprintf("%d-agents", agents), func(t *testing.T) {
+			out := run(t, Scenario{Seed: uint64(agents), Agents: agents, Loss: 0.01, Clients: 10000, Rate: 1000})
+			ratio := float64(out.ExactlyOne) / float64(len(out.Clients))
+			t.Logf("%d agents, 1%% loss: exactly one %d, none %d, multiple %d of %d (%.4f); copies lost %d",
+				agents, out.ExactlyOne, out.None, out.Multiple, len(out.Clients), ratio, out.Net.Lost)
+			if ratio < 0.999 {
+				t.Fatalf("exactly one responder for %.4f of clients, want >= 0.999", ratio)
+			}
+			if out.None != 0 {
+				t.Fatalf("%d clients never answered", out.None)
+			}
+			if out.Net.Lost == 0 {
+				t.Fatal("the network lost nothing: the loss model is not running")
+			}
+		})
+	}
+}
+
+func TestEqualAgentsShareEvenly(t *testing.T) {
+	for _, agents := range []int{2, 5, 10, 20} {
+		t.Run(fmt.Sprintf("%d-agents", agents), func(t *testing.T) {
+			out := run(t, Scenario{Seed: 7, Agents: agents, Clients: 10000, Rate: 1000})
+			fair := float64(len(out.Clients)) / float64(agents)
+			for i, n := range out.PerAgent {
+				if dev := math.Abs(float64(n)-fair) / fair; dev > 0.20 {
+					t.Errorf("agent %d served %d clients, fair share %.0f (off by %.0f%%)", i, n, fair, dev*100)
+				}
+			}
+			t.Logf("per agent: %v (fair %.0f)", out.PerAgent, fair)
+		})
+	}
+}
+
+func TestWeightZeroNeverServes(t *testing.T) {
+	out := run(t, Scenario{Seed: 3, Agents: 10, Loss: 0.01, Clients: 3000, Rate: 1000,
+		Weight: func(i int) uint8 {
+			if i < 4 {
+				return 0
+			}
+			return 50
+		}})
+	for i := 0; i < 4; i++ {
+		if out.PerAgent[i] != 0 {
+			t.Errorf("weight-0 agent %d served %d clients", i, out.PerAgent[i])
+		}
+	}
+	for i := 4; i < 10; i++ {
+		if out.PerAgent[i] == 0 {
+			t.Errorf("agent %d with weight 50 served nobody", i)
+		}
+	}
+	if out.None != 0 {
+		t.Fatalf("%d clients never answered", out.None)
+	}
+}
+
+func TestWeightsSkewTheShare(t *testing.T) {
+	out := run(t, Scenario{Seed: 4, Agents: 4, Clients: 10000, Rate: 1000,
+		Weight: func(i int) uint8 { return uint8(20 * (1 + i%2)) }}) // 20, 40, 20, 40
+	light, heavy := out.PerAgent[0]+out.PerAgent[2], out.PerAgent[1]+out.PerAgent[3]
+	ratio := float64(heavy) / float64(light)
+	t.Logf("weight 40 agents served %d, weight 20 agents %d (ratio %.2f)", heavy, light, ratio)
+	if ratio < 1.7 || ratio > 2.3 {
+		t.Fatalf("double weight served %.2f times as much, want about 2", ratio)
+	}
+}
+
+func holdsEveryFifth(i int) []string {
+	if i%5 == 0 {
+		return []string{"winpe-x64"}
+	}
+	return []string{"other"}
+}
+
+func TestImageHolderPreferred(t *testing.T) {
+	const agents = 20
+	out := run(t, Scenario{Seed: 5, Agents: agents, Loss: 0.01, Clients: 4000, Rate: 1000,
+		Images:    holdsEveryFifth,
+		NeedImage: func(int) string { return "winpe-x64" }})
+	holders := 0
+	for i, n := range out.PerAgent {
+		if i%5 != 0 && n != 0 {
+			t.Errorf("agent %d lacks the image but served %d clients", i, n)
+		}
+		if i%5 == 0 && n > 0 {
+			holders++
+		}
+	}
+	if holders != agents/5 {
+		t.Fatalf("only %d of %d holders served: load not spread", holders, agents/5)
+	}
+	if out.ExactlyOne < len(out.Clients)*999/1000 {
+		t.Fatalf("exactly one responder for %d of %d", out.ExactlyOne, len(out.Clients))
+	}
+}
+
+func TestHandoffToHolderCarriesCentralAnswer(t *testing.T) {
+	const agents = 20
+	out := run(t, Scenario{Seed: 6, Agents: agents, Loss: 0.01, Clients: 2000, Rate: 500,
+		Images:       holdsEveryFifth,
+		HandOffImage: func(int) string { return "winpe-x64" }})
+	handoffs := 0
+	for i, cr := range out.Clients {
+		handoffs += cr.Handoffs
+		if len(cr.Servers) == 0 {
+			t.Fatalf("client %d never answered", i)
+		}
+		if want := fmt.Sprintf("central:%d:winpe-x64", i); string(cr.Payload) != want {
+			t.Fatalf("client %d answered with payload %q, want %q", i, cr.Payload, want)
+		}
+	}
+	notHolder := 0
+	for i, n := range out.PerAgent {
+		if i%5 != 0 {
+			notHolder += n
+		}
+	}
+	// Four fifths of first winners lack the image and hand off.
+	if handoffs < len(out.Clients)*7/10 {
+		t.Fatalf("only %d handoffs for %d clients", handoffs, len(out.Clients))
+	}
+	if notHolder > len(out.Clients)/1000 {
+		t.Fatalf("agents lacking the image answered %d clients", notHolder)
+	}
+	if out.ExactlyOne < len(out.Clients)*999/1000 {
+		t.Fatalf("exactly one responder for %d of %d", out.ExactlyOne, len(out.Clients))
+	}
+}
