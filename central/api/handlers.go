@@ -419,6 +419,7 @@ func (s *Server) decisionSet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if inm != "" && inm == ETag(v) && wait > 0 {
+		s.metrics.add(1, "peerboot_central_longpolls_total")
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		tick := time.NewTicker(time.Second) // other replicas' writes

@@ -35,6 +35,7 @@ func newMetrics() *metrics {
 			"peerboot_central_events_total":          "Agent events received, by whether they were new.",
 			"peerboot_central_index_rebuilds_total":  "Rebuilds of the in-memory decision index.",
 			"peerboot_central_blob_bytes_sent_total": "Boot image bytes sent to agents.",
+			"peerboot_central_longpolls_total":       "Decision-set requests that waited for a change.",
 		},
 	}
 }
