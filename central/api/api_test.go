@@ -75,6 +75,11 @@ func wantAPIError(t *testing.T, err error, status int, field string) {
 	}
 }
 
+// clientFor returns a client for replica e using the token of c.
+func clientFor(e *env, c *client.Client) *client.Client {
+	return client.New(e.url, c.Token(), nil)
+}
+
 func (e *env) enroll(t *testing.T, host string, subnets ...string) *client.Client {
 	t.Helper()
 	c := client.New(e.url, "", nil)

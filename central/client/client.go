@@ -42,6 +42,9 @@ func New(baseURL, token string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc, Retries: 3, Backoff: 200 * time.Millisecond}
 }
 
+// Token returns the bearer token in use.
+func (c *Client) Token() string { return c.token }
+
 // SetToken sets the bearer token (after Enroll).
 func (c *Client) SetToken(tok string) { c.token = tok }
 
