@@ -303,47 +303,64 @@ func (p *Packet) VendorClass() (VendorClass, bool) {
 	return ParseVendorClass(v), true
 }
 
+// Little-endian words of the fixed parts of a PXE / HTTP boot vendor class.
+var (
+	wordPXEClien = binary.LittleEndian.Uint64([]byte("PXEClien"))
+	wordHTTPClie = binary.LittleEndian.Uint64([]byte("HTTPClie"))
+	wordArch     = binary.LittleEndian.Uint32([]byte(":Arc"))
+	wordUNDI     = binary.LittleEndian.Uint32([]byte(":UND"))
+)
+
 // ParseVendorClass parses a vendor class identifier without allocating.
 func ParseVendorClass(v []byte) VendorClass {
 	vc := VendorClass{Raw: v}
 	var rest []byte
 	switch {
-	case hasPrefix(v, "PXEClient"):
-		vc.Kind, rest = VendorPXE, v[len("PXEClient"):]
-	case hasPrefix(v, "HTTPClient"):
-		vc.Kind, rest = VendorHTTP, v[len("HTTPClient"):]
+	case len(v) >= 9 && binary.LittleEndian.Uint64(v) == wordPXEClien && v[8] == 't':
+		vc.Kind, rest = VendorPXE, v[9:]
+	case len(v) >= 10 && binary.LittleEndian.Uint64(v) == wordHTTPClie && v[8] == 'n' && v[9] == 't':
+		vc.Kind, rest = VendorHTTP, v[10:]
 	default:
 		return vc
 	}
-	if hasPrefix(rest, ":Arch:") && len(rest) >= 11 {
-		if n, ok := decimal(rest[6:11]); ok && n <= 0xffff {
-			vc.HasArch, vc.Arch = true, Arch(n)
-			rest = rest[11:]
-			if hasPrefix(rest, ":UNDI:") && len(rest) >= 12 {
-				maj, ok1 := decimal(rest[6:9])
-				mnr, ok2 := decimal(rest[9:12])
-				if ok1 && ok2 {
-					vc.HasUNDI, vc.UNDIMajor, vc.UNDIMinor = true, uint16(maj), uint16(mnr)
-				}
-			}
-		}
+	// ":Arch:xxxxx" then ":UNDI:yyyzzz"
+	if len(rest) < 11 || binary.LittleEndian.Uint32(rest) != wordArch || rest[4] != 'h' || rest[5] != ':' {
+		return vc
+	}
+	n, ok := digits5(rest[6:11])
+	if !ok || n > 0xffff {
+		return vc
+	}
+	vc.HasArch, vc.Arch = true, Arch(n)
+	rest = rest[11:]
+	if len(rest) < 12 || binary.LittleEndian.Uint32(rest) != wordUNDI || rest[4] != 'I' || rest[5] != ':' {
+		return vc
+	}
+	maj, ok1 := digits3(rest[6:9])
+	mnr, ok2 := digits3(rest[9:12])
+	if ok1 && ok2 {
+		vc.HasUNDI, vc.UNDIMajor, vc.UNDIMinor = true, uint16(maj), uint16(mnr)
 	}
 	return vc
 }
 
-func hasPrefix(b []byte, s string) bool {
-	return len(b) >= len(s) && string(b[:len(s)]) == s
+func digits3(b []byte) (int, bool) {
+	_ = b[2]
+	d0, d1, d2 := b[0]-'0', b[1]-'0', b[2]-'0'
+	if d0 > 9 || d1 > 9 || d2 > 9 {
+		return 0, false
+	}
+	return int(d0)*100 + int(d1)*10 + int(d2), true
 }
 
-func decimal(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
+func digits5(b []byte) (int, bool) {
+	_ = b[4]
+	hi, ok1 := digits3(b[:3])
+	d3, d4 := b[3]-'0', b[4]-'0'
+	if !ok1 || d3 > 9 || d4 > 9 {
+		return 0, false
 	}
-	return n, len(b) > 0
+	return hi*100 + int(d3)*10 + int(d4), true
 }
 
 // MachineID is option 97, the client machine identifier (RFC 4578): a type
@@ -368,32 +385,44 @@ func (p *Packet) ClientMachineID() (MachineID, bool) {
 // Usable reports whether the UUID can identify a machine: firmware that has
 // no UUID sends all zeros or all 0xFF.
 func (m MachineID) Usable() bool {
-	zero, ff := true, true
-	for _, b := range m.UUID {
-		zero = zero && b == 0
-		ff = ff && b == 0xff
-	}
-	return !zero && !ff
+	a := binary.LittleEndian.Uint64(m.UUID[:8])
+	b := binary.LittleEndian.Uint64(m.UUID[8:])
+	return a|b != 0 && a&b != ^uint64(0)
 }
 
 const hexDigits = "0123456789abcdef"
-
-// guidOrder maps the printed byte order of an SMBIOS GUID to the wire order.
-var guidOrder = [16]uint8{3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15}
 
 // AppendGUID appends the UUID as the SMBIOS GUID string (lower case,
 // 8-4-4-4-12, the first three groups byte-swapped as SMBIOS stores them): the
 // form Windows, ConfigMgr and dmidecode print. It does not allocate when dst
 // has 36 bytes of spare capacity.
 func (m MachineID) AppendGUID(dst []byte) []byte {
-	for i, k := range guidOrder {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			dst = append(dst, '-')
-		}
-		b := m.UUID[k]
-		dst = append(dst, hexDigits[b>>4], hexDigits[b&0xf])
+	var s [36]byte
+	u := &m.UUID
+	hexByte(s[0:2], u[3])
+	hexByte(s[2:4], u[2])
+	hexByte(s[4:6], u[1])
+	hexByte(s[6:8], u[0])
+	s[8] = '-'
+	hexByte(s[9:11], u[5])
+	hexByte(s[11:13], u[4])
+	s[13] = '-'
+	hexByte(s[14:16], u[7])
+	hexByte(s[16:18], u[6])
+	s[18] = '-'
+	hexByte(s[19:21], u[8])
+	hexByte(s[21:23], u[9])
+	s[23] = '-'
+	for i := 0; i < 6; i++ {
+		hexByte(s[24+2*i:26+2*i], u[10+i])
 	}
-	return dst
+	return append(dst, s[:]...)
+}
+
+func hexByte(dst []byte, b byte) {
+	_ = dst[1]
+	dst[0] = hexDigits[b>>4]
+	dst[1] = hexDigits[b&0xf]
 }
 
 // String returns the SMBIOS GUID string (allocates; see AppendGUID).

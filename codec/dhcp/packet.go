@@ -238,38 +238,42 @@ func (p *Packet) fail(off int, field string, code int, reason string) error {
 // scan walks one option area [start, limit), indexing every instance. It
 // reports whether an End option was seen and whether any code repeated.
 func (p *Packet) scan(msg []byte, start, limit int) (end, split bool, err error) {
+	msg = msg[:limit]
+	nd := p.ndense
 	i := start
-	for i < limit {
+	for i < len(msg) {
 		c := msg[i]
 		if c == OptPad {
 			i++
 			continue
 		}
 		if c == OptEnd {
-			return true, split, nil
+			end = true
+			break
 		}
-		if i+1 >= limit {
+		if i+1 >= len(msg) {
 			return false, false, p.fail(i, "option", int(c), ReasonTruncatedOption)
 		}
 		n := int(msg[i+1])
-		if i+2+n > limit {
+		next := i + 2 + n
+		if next > len(msg) {
 			return false, false, p.fail(i, "option", int(c), ReasonOptionOverrun)
 		}
 		k := int(p.idx[c])
-		if k < p.ndense && p.dense[k].code == c {
-			e := &p.dense[k]
+		if e := &p.dense[k]; k < nd && e.code == c {
 			e.count++
 			e.total += uint32(n)
 			split = true
 		} else {
-			k = p.ndense
-			p.ndense++
-			p.idx[c] = uint8(k)
-			p.dense[k] = optEntry{code: c, n: uint8(n), off: uint32(i + 2), count: 1, total: uint32(n)}
+			p.idx[c] = uint8(nd)
+			e = &p.dense[nd&0xff]
+			e.code, e.n, e.off, e.count, e.total = c, uint8(n), uint32(i+2), 1, uint32(n)
+			nd++
 		}
-		i += 2 + n
+		i = next
 	}
-	return false, split, nil
+	p.ndense = nd
+	return end, split, nil
 }
 
 // joinLong concatenates the instances of every repeated option code into
