@@ -182,7 +182,10 @@ func (l *Lab) HubCommand(ctx context.Context, name string, args ...string) *exec
 
 func nsCommand(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: Linux sends it when the forking thread exits, and
+	// Host.Do ends the threads it locks, so it would kill processes at
+	// random. Close kills every process by PID (and the lab's namespaces).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
 
@@ -190,7 +193,7 @@ func nsCommand(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
 // process group) even if the test fails first.
 func (l *Lab) Start(cmd *exec.Cmd) error {
 	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("netlab: start %s: %w", cmd.Path, err)
