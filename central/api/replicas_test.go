@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/peerboot/peerboot/central/api"
-	"github.com/peerboot/peerboot/central/internal/pgtest"
+	"github.com/peerboot/peerboot/central/pgtest"
 	"github.com/peerboot/peerboot/central/model"
 	"github.com/peerboot/peerboot/central/store/postgres"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/peerboot/peerboot/central/internal/pgtest"
+	"github.com/peerboot/peerboot/central/pgtest"
 	"github.com/peerboot/peerboot/central/store"
 	"github.com/peerboot/peerboot/central/store/storetest"
 )
