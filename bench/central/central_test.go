@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/peerboot/peerboot/central/api"
-	"github.com/peerboot/peerboot/central/pgtest"
 	"github.com/peerboot/peerboot/central/model"
+	"github.com/peerboot/peerboot/central/pgtest"
 	"github.com/peerboot/peerboot/central/store"
 	"github.com/peerboot/peerboot/central/store/postgres"
 	"github.com/peerboot/peerboot/central/store/sqlite"
@@ -30,7 +30,9 @@ const (
 	enrollKey    = "bench-enroll"
 )
 
-func mac(i int) string { return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", i>>32&0xff, i>>24&0xff, i>>16&0xff, i>>8&0xff, i&0xff) }
+func mac(i int) string {
+	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", i>>32&0xff, i>>24&0xff, i>>16&0xff, i>>8&0xff, i&0xff)
+}
 
 // seed fills st with 100,000 machines, 10 images and 1,000 deployments
 // (990 to machines, a fifth of them required; 10 for unknown computers).

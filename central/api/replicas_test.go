@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/peerboot/peerboot/central/api"
-	"github.com/peerboot/peerboot/central/pgtest"
 	"github.com/peerboot/peerboot/central/model"
+	"github.com/peerboot/peerboot/central/pgtest"
 	"github.com/peerboot/peerboot/central/store/postgres"
 )
 
