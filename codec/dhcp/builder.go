@@ -34,11 +34,11 @@ var (
 type Builder struct {
 	buf      []byte
 	n        int
-	max      int
+	max      int // the receiver's limit
+	lim      int // min(max, len(buf))
 	err      error
-	pxeStart int // offset of the open option 43, or -1
-	started  bool
-	finished bool
+	pxeStart int  // offset of the open option 43, or -1
+	ok       bool // started, not finished, no error
 }
 
 // Start begins a message in dst with op BOOTREPLY, Ethernet hardware type,
@@ -49,9 +49,9 @@ func (b *Builder) Start(dst []byte, t MessageType, maxSize int) {
 	if maxSize < MinBOOTPSize {
 		maxSize = MinBOOTPSize
 	}
-	*b = Builder{buf: dst, max: maxSize, pxeStart: -1, started: true}
+	*b = Builder{buf: dst, max: maxSize, lim: min(maxSize, len(dst)), pxeStart: -1, ok: true}
 	if len(dst) < HeaderLen {
-		b.err = ErrBufferTooSmall
+		b.setErr(ErrBufferTooSmall)
 		return
 	}
 	clear(dst[:HeaderLen])
@@ -83,19 +83,18 @@ func (b *Builder) StartReply(dst []byte, req *Packet, t MessageType) {
 }
 
 func (b *Builder) header() []byte {
-	if !b.started || b.finished {
-		b.setErr(ErrBadBuilderUse)
+	if b.ok {
+		return b.buf
 	}
-	if b.err != nil {
-		return nil
-	}
-	return b.buf
+	b.setErr(ErrBadBuilderUse)
+	return nil
 }
 
 func (b *Builder) setErr(err error) {
 	if b.err == nil {
 		b.err = err
 	}
+	b.ok = false
 }
 
 // SetXID sets the transaction id.
@@ -181,6 +180,13 @@ func (b *Builder) SetBootFile(s string) { b.setField(offFile, lenFile, s) }
 
 // room checks that k more bytes fit.
 func (b *Builder) room(k int) bool {
+	if b.ok && b.n+k <= b.lim {
+		return true
+	}
+	return b.roomSlow(k)
+}
+
+func (b *Builder) roomSlow(k int) bool {
 	if b.header() == nil {
 		return false
 	}
@@ -491,7 +497,7 @@ func (b *Builder) Finish() ([]byte, error) {
 		clear(b.buf[b.n:MinBOOTPSize])
 		b.n = MinBOOTPSize
 	}
-	b.finished = true
+	b.ok = false
 	if b.err != nil {
 		return nil, b.err
 	}
