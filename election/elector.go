@@ -77,15 +77,27 @@ func WeightOf(w uint8) *uint8 { return &w }
 type clientState struct {
 	key           ClientKey
 	owner         AgentID // agent whose claim pins the client
-	holdUntil     time.Time
-	lastClaimRecv time.Time // when a claim for it was last received
-	lastClaimSent time.Time // when this agent last claimed it
-	image         uint64    // handoff: the image, when owner is this agent
-	payload       []byte    // handoff: Central's answer, when owner is this agent
-	handedBy      AgentID   // handoff: the agent that handed the client here
-	handedAt      time.Time // handoff: when it was taken
-	round         *round    // pending election on this agent
+	holdUntil     int64   // Unix ns; the claim holds until then
+	lastClaimRecv int64   // Unix ns a claim for it was last received
+	lastClaimSent int64   // Unix ns this agent last claimed it
+	round         *round  // pending election on this agent
 	handoff       *handoffWait
+	handed        *handedHere // set while this agent owns a client handed to it
+}
+
+// handedHere is a client another agent handed to this one.
+type handedHere struct {
+	image   uint64 // the image
+	payload []byte // Central's answer
+	by      AgentID
+	at      int64 // Unix ns it was taken
+}
+
+func (st *clientState) payloadImage() ([]byte, uint64) {
+	if st.handed == nil {
+		return nil, 0
+	}
+	return st.handed.payload, st.handed.image
 }
 
 // round is a pending election: this agent answers at deadline unless a
@@ -129,9 +141,10 @@ type Elector struct {
 	pendBytesPerSec uint64
 	pendImages      []uint64
 	heartbeats      int
+	lastSweep       time.Time // of the client table
 	sendBuf         []byte
 	dec             wire.Message
-	later           []func() // callbacks to run once mu is released
+	later           []pendingCall // callbacks to run once mu is released
 
 	recvDone chan struct{}
 }
@@ -154,7 +167,8 @@ func New(cfg Config, clock Clock, tr Transport) (*Elector, error) {
 		return nil, fmt.Errorf("election: %w", err)
 	}
 	now := clock.Now()
-	self := &member{id: cfg.Agent, seed: mix64(uint64(cfg.Agent)), interval: cfg.HeartbeatInterval, lastSeen: now, addr: cfg.Addr}
+	self := &member{id: cfg.Agent, seed: mix64(uint64(cfg.Agent)), interval: cfg.HeartbeatInterval, addr: cfg.Addr}
+	self.heard(now)
 	e := &Elector{
 		cfg:        cfg,
 		clock:      clock,
@@ -275,18 +289,34 @@ func (e *Elector) Close() error {
 	return err
 }
 
+// pendingCall is a callback queued to run once mu is released: done(d),
+// or f().
+type pendingCall struct {
+	done func(Decision)
+	d    Decision
+	f    func()
+}
+
 // unlock releases mu and then runs the callbacks queued while it was held.
 func (e *Elector) unlock() {
-	fs := e.later
+	if len(e.later) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	calls := e.later
 	e.later = nil
 	e.mu.Unlock()
-	for _, f := range fs {
-		f()
+	for i := range calls {
+		if c := &calls[i]; c.done != nil {
+			c.done(c.d)
+		} else {
+			c.f()
+		}
 	}
 }
 
 func (e *Elector) callLater(f func(Decision), d Decision) {
-	e.later = append(e.later, func() { f(d) })
+	e.later = append(e.later, pendingCall{done: f, d: d})
 }
 
 // SetWeight changes ElectionWeight (0-99) from the next heartbeat on.
@@ -346,7 +376,7 @@ func (e *Elector) Members() []Member {
 	now := e.clock.Now()
 	out := make([]Member, 0, len(e.members))
 	for _, m := range e.members {
-		if m == e.self || m.live(now) {
+		if m == e.self || m.live(now.UnixNano()) {
 			out = append(out, Member{Agent: m.id, Weight: m.weight, Ready: m.ready, Transfers: m.transfers, BytesPerSec: m.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
 		}
 	}
@@ -359,7 +389,7 @@ func (e *Elector) Rank(dst []AgentID, client ClientKey, needImage string) []Agen
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var r Ranker
-	return r.rank(dst, e.members, e.clock.Now(), client.MAC, wire.ImageHash(needImage))
+	return r.rank(dst, e.members, e.clock.Now().UnixNano(), client.MAC, wire.ImageHash(needImage))
 }
 
 // Decide runs the election for one client request and blocks until this
@@ -405,21 +435,22 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 	}
 	pinned := e.pinned(st, now)
 	if pinned == e.self.id {
-		if st.payload != nil && now.Sub(st.handedAt) < e.cfg.ElectionWait {
+		if st.handed != nil && now.UnixNano()-st.handed.at < int64(e.cfg.ElectionWait) {
 			// The request that the handoff (OnHandoff) already answered,
 			// heard late: answering again would duplicate.
 			e.stats.deferred.Add(1)
 			e.callLater(done, Decision{Action: Defer, Agent: e.self.id, Rank: 0})
 			return
 		}
-		if now.Sub(st.lastClaimSent) >= e.cfg.ElectionWait {
+		if now.UnixNano()-st.lastClaimSent >= int64(e.cfg.ElectionWait) {
 			e.claimLocked(st, image, now)
 		}
 		e.stats.served.Add(1)
-		e.callLater(done, Decision{Action: Serve, Agent: e.self.id, Rank: 0, Payload: st.payload, Image: st.image})
+		payload, img := st.payloadImage()
+		e.callLater(done, Decision{Action: Serve, Agent: e.self.id, Rank: 0, Payload: payload, Image: img})
 		return
 	}
-	if pinned != 0 && now.Sub(st.lastClaimRecv) <= e.cfg.ElectionWait {
+	if pinned != 0 && now.UnixNano()-st.lastClaimRecv <= int64(e.cfg.ElectionWait) {
 		// The owner's claim for this very request already arrived.
 		e.stats.deferred.Add(1)
 		e.callLater(done, Decision{Action: Defer, Agent: pinned, Rank: e.positionLocked(st, pinned, now, image)})
@@ -445,16 +476,16 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 }
 
 func (e *Elector) positionLocked(st *clientState, pinned AgentID, now time.Time, image uint64) int {
-	return position(e.members, e.self, pinned, now, st.key.MAC, image, e.cfg.FailoverDepth)
+	return position(e.members, e.self, pinned, now.UnixNano(), st.key.MAC, image, e.cfg.FailoverDepth)
 }
 
 // pinned is the agent whose claim on the client still holds, or 0.
 func (e *Elector) pinned(st *clientState, now time.Time) AgentID {
-	if st.owner == 0 || now.After(st.holdUntil) {
+	if st.owner == 0 || now.UnixNano() > st.holdUntil {
 		return 0
 	}
 	m := e.byID[st.owner]
-	if m == nil || !m.eligible(now) {
+	if m == nil || !m.eligible(now.UnixNano()) {
 		return 0
 	}
 	return st.owner
@@ -512,11 +543,11 @@ func (e *Elector) clientState(c ClientKey, create bool) *clientState {
 // (twice, unless SingleClaim: the copy covers the loss of the first).
 func (e *Elector) claimLocked(st *clientState, image uint64, now time.Time) {
 	if st.owner != e.self.id {
-		st.payload, st.image, st.handedBy = nil, 0, 0
+		st.handed = nil
 	}
 	st.owner = e.self.id
-	st.holdUntil = now.Add(e.cfg.Reserve)
-	st.lastClaimSent = now
+	st.holdUntil = now.Add(e.cfg.Reserve).UnixNano()
+	st.lastClaimSent = now.UnixNano()
 	e.sendClaimLocked(st, image)
 	if !e.cfg.SingleClaim {
 		e.clock.AfterFunc(e.cfg.ElectionWait/2, func() {
@@ -582,7 +613,7 @@ func (e *Elector) RequestHandOff(client ClientKey, image string, payload []byte,
 		return
 	}
 	now := e.clock.Now()
-	target := best(e.members, e.self.id, now, client.MAC, h)
+	target := best(e.members, e.self.id, now.UnixNano(), client.MAC, h)
 	if target == nil {
 		e.stats.handoffNoHolder.Add(1)
 		e.callLater(done, serve)
@@ -663,7 +694,7 @@ func (e *Elector) sendHeartbeatLocked(flags uint8) error {
 	s.weight, s.transfers, s.bytesPerSec, s.images = e.pendWeight, e.pendTransfers, e.pendBytesPerSec, e.pendImages
 	s.ready = flags&wire.FlagReady != 0
 	s.effWeight = effectiveWeight(s.weight, s.transfers, s.bytesPerSec)
-	s.lastSeen = e.clock.Now()
+	s.heard(e.clock.Now())
 	hb := wire.Heartbeat{Weight: s.weight, Flags: flags, Transfers: s.transfers, BytesPerSec: s.bytesPerSec,
 		IntervalMS: uint32(e.cfg.HeartbeatInterval / time.Millisecond), Images: s.images}
 	if e.cfg.Addr.IsValid() {
@@ -682,7 +713,7 @@ func (e *Elector) sendHeartbeatLocked(flags uint8) error {
 // expireLocked forgets dead members, idle replay state and settled clients.
 func (e *Elector) expireLocked(now time.Time) {
 	e.members = slices.DeleteFunc(e.members, func(m *member) bool {
-		if m == e.self || m.live(now) {
+		if m == e.self || m.live(now.UnixNano()) {
 			return false
 		}
 		delete(e.byID, m.id)
@@ -694,8 +725,12 @@ func (e *Elector) expireLocked(now time.Time) {
 			delete(e.replay, id)
 		}
 	}
+	if now.Sub(e.lastSweep) < max(e.cfg.Reserve/4, e.cfg.HeartbeatInterval) {
+		return
+	}
+	e.lastSweep = now
 	for mac, st := range e.clients {
-		if st.round == nil && st.handoff == nil && now.After(st.holdUntil) && now.Sub(st.lastClaimRecv) > e.cfg.ElectionWait {
+		if st.round == nil && st.handoff == nil && now.UnixNano() > st.holdUntil && now.UnixNano()-st.lastClaimRecv > int64(e.cfg.ElectionWait) {
 			delete(e.clients, mac)
 		}
 	}
@@ -766,7 +801,7 @@ func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, now time.Time) {
 	m := e.byID[from]
 	if hb.Flags&wire.FlagLeaving != 0 {
 		if m != nil {
-			m.lastSeen = time.Time{}
+			m.lastSeen, m.liveUntil = time.Time{}, 0
 			m.ready = false
 			e.members = slices.DeleteFunc(e.members, func(x *member) bool { return x == m })
 			delete(e.byID, from)
@@ -790,7 +825,7 @@ func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, now time.Time) {
 	m.effWeight = effectiveWeight(m.weight, m.transfers, m.bytesPerSec)
 	iv := time.Duration(hb.IntervalMS) * time.Millisecond
 	m.interval = min(max(iv, 50*time.Millisecond), time.Minute)
-	m.lastSeen = now
+	m.heard(now)
 	m.addr = netipFrom16(hb.Addr)
 	m.images = append(m.images[:0], hb.Images...)
 	slices.Sort(m.images)
@@ -804,7 +839,7 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 		return
 	}
 	hold := min(time.Duration(cl.HoldMS)*time.Millisecond, 10*time.Minute)
-	st.lastClaimRecv = now
+	st.lastClaimRecv = now.UnixNano()
 	switch {
 	case st.handoff != nil && st.handoff.target == from:
 		// The holder took the client this agent handed over.
@@ -812,11 +847,11 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 		e.setOwner(st, from, now.Add(hold))
 		e.resolveHandoff(st, Decision{Action: HandOff, Agent: from})
 		return
-	case st.owner == e.self.id && now.Before(st.holdUntil) && from != e.self.id:
+	case st.owner == e.self.id && now.UnixNano() < st.holdUntil && from != e.self.id:
 		// Both claimed (views differed, or a claim was lost twice): the
 		// better ranked keeps the client on both sides. A claim of the
 		// agent that handed the client here is older news.
-		if from == st.handedBy || e.outranks(e.self.id, from, st.key.MAC, cl.Image, now) {
+		if (st.handed != nil && from == st.handed.by) || e.outranks(e.self.id, from, st.key.MAC, cl.Image, now) {
 			e.stats.conflictsWon.Add(1)
 			return
 		}
@@ -832,18 +867,18 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 
 func (e *Elector) setOwner(st *clientState, owner AgentID, until time.Time) {
 	if owner != st.owner {
-		st.payload, st.image, st.handedBy = nil, 0, 0
+		st.handed = nil
 	}
-	st.owner, st.holdUntil = owner, until
+	st.owner, st.holdUntil = owner, until.UnixNano()
 }
 
 // outranks reports whether a ranks above b for the client (ignoring pins).
 func (e *Elector) outranks(a, b AgentID, mac [6]byte, image uint64, now time.Time) bool {
 	ma, mb := e.byID[a], e.byID[b]
-	if mb == nil || !mb.eligible(now) {
+	if mb == nil || !mb.eligible(now.UnixNano()) {
 		return true
 	}
-	if ma == nil || !ma.eligible(now) {
+	if ma == nil || !ma.eligible(now.UnixNano()) {
 		return false
 	}
 	k := macKey(mac)
@@ -860,21 +895,20 @@ func (e *Elector) onHandoff(from AgentID, ho *wire.Handoff, now time.Time) {
 		e.stats.clientTableFull.Add(1)
 		return
 	}
-	if !e.self.eligible(now) {
+	if !e.self.eligible(now.UnixNano()) {
 		return // the sender times out and answers itself
 	}
-	if st.owner == e.self.id && now.Before(st.holdUntil) && st.payload != nil {
+	if st.owner == e.self.id && now.UnixNano() < st.holdUntil && st.handed != nil {
 		return // the second copy of a handoff already taken
 	}
 	e.claimLocked(st, ho.Image, now)
-	st.payload = slices.Clone(ho.Payload)
-	if st.payload == nil {
-		st.payload = []byte{}
+	payload := slices.Clone(ho.Payload)
+	if payload == nil {
+		payload = []byte{}
 	}
-	st.image = ho.Image
-	st.handedBy, st.handedAt = from, now
+	st.handed = &handedHere{image: ho.Image, payload: payload, by: from, at: now.UnixNano()}
 	e.stats.handoffsTaken.Add(1)
-	d := Decision{Action: Serve, Agent: e.self.id, Rank: 0, Payload: st.payload, Image: st.image}
+	d := Decision{Action: Serve, Agent: e.self.id, Rank: 0, Payload: payload, Image: ho.Image}
 	if st.round != nil {
 		// A request of this client is waiting here: its caller answers.
 		st.round.timer.Stop()
@@ -883,7 +917,7 @@ func (e *Elector) onHandoff(from AgentID, ho *wire.Handoff, now time.Time) {
 		return
 	}
 	if f := e.cfg.OnHandoff; f != nil {
-		payload, image := st.payload, st.image
-		e.later = append(e.later, func() { f(key, image, payload) })
+		image := ho.Image
+		e.later = append(e.later, pendingCall{f: func() { f(key, image, payload) }})
 	}
 }

@@ -29,18 +29,24 @@ type member struct {
 	bytesPerSec uint64
 	interval    time.Duration
 	lastSeen    time.Time
+	liveUntil   int64 // Unix ns: lastSeen + MissedHeartbeats intervals
 	addr        netip.Addr
 	images      []uint64 // sorted image hashes
 	effWeight   float64  // weight scaled by load
 }
 
-// live reports whether m was heard within MissedHeartbeats intervals.
-func (m *member) live(now time.Time) bool {
-	return !now.After(m.lastSeen.Add(MissedHeartbeats * m.interval))
+// heard records a heartbeat from m at now.
+func (m *member) heard(now time.Time) {
+	m.lastSeen = now
+	m.liveUntil = now.Add(MissedHeartbeats * m.interval).UnixNano()
 }
 
-func (m *member) eligible(now time.Time) bool {
-	return m.ready && m.weight > 0 && m.live(now)
+// live reports whether m was heard within MissedHeartbeats intervals
+// (now in Unix ns).
+func (m *member) live(now int64) bool { return now <= m.liveUntil }
+
+func (m *member) eligible(now int64) bool {
+	return m.ready && m.weight > 0 && now <= m.liveUntil
 }
 
 func (m *member) holds(image uint64) bool {
@@ -122,7 +128,7 @@ type rankedMember struct {
 }
 
 // rank appends the eligible members, best first, to dst.
-func (r *Ranker) rank(dst []AgentID, members []*member, now time.Time, mac [6]byte, image uint64) []AgentID {
+func (r *Ranker) rank(dst []AgentID, members []*member, now int64, mac [6]byte, image uint64) []AgentID {
 	k := macKey(mac)
 	r.scratch = r.scratch[:0]
 	for _, m := range members {
@@ -151,7 +157,7 @@ func compareRanked(a, b rankedMember) int {
 // pinned (if not 0 and eligible) placed first whatever its score. It
 // returns -1 if self is not eligible, and stops counting past limit (so a
 // low-ranked agent costs a fraction of a full scan).
-func position(members []*member, self *member, pinned AgentID, now time.Time, mac [6]byte, image uint64, limit int) int {
+func position(members []*member, self *member, pinned AgentID, now int64, mac [6]byte, image uint64, limit int) int {
 	if !self.eligible(now) {
 		return -1
 	}
@@ -176,7 +182,7 @@ func position(members []*member, self *member, pinned AgentID, now time.Time, ma
 }
 
 // best returns the best eligible member holding image, other than skip.
-func best(members []*member, skip AgentID, now time.Time, mac [6]byte, image uint64) *member {
+func best(members []*member, skip AgentID, now int64, mac [6]byte, image uint64) *member {
 	k := macKey(mac)
 	var top *member
 	var topKey rankKey

@@ -10,9 +10,23 @@ import (
 // Clock is a virtual clock: AfterFunc queues an event and Run executes the
 // events in time order, advancing Now to each. Nothing runs concurrently.
 type Clock struct {
-	now int64 // Unix nanoseconds
-	seq uint64
-	q   eventQueue
+	now  int64 // Unix nanoseconds
+	seq  uint64
+	q    eventQueue
+	free []*event
+}
+
+// delivery schedules msg for node to at Unix ns at.
+func (c *Clock) delivery(at int64, to *Node, msg []byte) {
+	var ev *event
+	if n := len(c.free); n > 0 {
+		ev = c.free[n-1]
+		c.free = c.free[:n-1]
+	} else {
+		ev = new(event)
+	}
+	ev.at, ev.to, ev.msg = at, to, msg
+	c.push(ev)
 }
 
 // NewClock returns a clock reading start.
@@ -68,7 +82,10 @@ func (c *Clock) Run(until time.Time) int {
 		ev.fired = true
 		n++
 		if ev.to != nil {
-			ev.to.deliver(ev.msg)
+			to, msg := ev.to, ev.msg
+			*ev = event{}
+			c.free = append(c.free, ev) // deliveries are never handed out as Timers
+			to.deliver(msg)
 		} else {
 			ev.f()
 		}

@@ -109,14 +109,14 @@ func (n *Network) broadcast(from int, msg []byte) {
 		if to.Index == from || to.dead || (n.Blocked != nil && n.Blocked(from, to.Index)) || n.lost() {
 			continue
 		}
-		n.Clock.push(&event{at: n.Clock.now + int64(n.delay()), to: to, msg: msg})
+		n.Clock.delivery(n.Clock.now+int64(n.delay()), to, msg)
 	}
 }
 
 // Inject delivers a raw datagram to node to after delay (an attacker, or
 // a replay of a captured message).
 func (n *Network) Inject(to int, msg []byte, delay time.Duration) {
-	n.Clock.push(&event{at: n.Clock.now + int64(delay), to: n.Nodes[to], msg: append([]byte(nil), msg...)})
+	n.Clock.delivery(n.Clock.now+int64(delay), n.Nodes[to], append([]byte(nil), msg...))
 }
 
 // Discover simulates a client broadcasting one request: every live agent
