@@ -20,6 +20,8 @@ type Network struct {
 	MinDelay, MaxDelay time.Duration
 	// Blocked, if set, says whether from cannot reach to (a partition).
 	Blocked func(from, to int) bool
+	// ClientReach, if set, says whether a client's request reaches nd.
+	ClientReach func(c election.ClientKey, nd *Node) bool
 	// Tap, if set, sees every broadcast an agent sends (before loss).
 	Tap func(from int, msg []byte)
 
@@ -125,10 +127,9 @@ func (n *Network) Inject(to int, msg []byte, delay time.Duration) {
 func (n *Network) Discover(c election.ClientKey, needImage string, onDecision func(nd *Node, d election.Decision)) {
 	n.ClientRequests++
 	for _, nd := range n.Nodes {
-		if nd.dead || n.lost() {
+		if nd.dead || (n.ClientReach != nil && !n.ClientReach(c, nd)) || n.lost() {
 			continue
 		}
-		nd := nd
 		n.Clock.AfterFunc(n.delay(), func() {
 			if nd.dead {
 				return
