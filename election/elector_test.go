@@ -1,0 +1,333 @@
+package election
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peerboot/peerboot/election/wire"
+)
+
+var testKey = []byte("election-unit-test-key-0123456789")
+
+// hub is an in-memory broadcast segment for real-time tests.
+type hub struct {
+	mu    sync.Mutex
+	ports []*hubPort
+}
+
+type hubPort struct {
+	h      *hub
+	in     chan []byte
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (h *hub) port() *hubPort {
+	p := &hubPort{h: h, in: make(chan []byte, 1024), closed: make(chan struct{})}
+	h.mu.Lock()
+	h.ports = append(h.ports, p)
+	h.mu.Unlock()
+	return p
+}
+
+func (p *hubPort) Send(msg []byte) error {
+	b := append([]byte(nil), msg...)
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	for _, q := range p.h.ports {
+		select {
+		case q.in <- b: // loops back to the sender too, like UDP broadcast
+		default:
+		}
+	}
+	return nil
+}
+
+func (p *hubPort) Recv(buf []byte) (int, error) {
+	select {
+	case b := <-p.in:
+		return copy(buf, b), nil
+	case <-p.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (p *hubPort) Close() error {
+	p.once.Do(func() { close(p.closed) })
+	return nil
+}
+
+func fastConfig(id AgentID) Config {
+	return Config{Agent: id, Subnet: 7, Key: testKey, HeartbeatInterval: 50 * time.Millisecond, ElectionWait: 60 * time.Millisecond}
+}
+
+// waitFor polls cond (bounded) until it holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 400; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestRealTimeElectorsAgreeAndLeave(t *testing.T) {
+	h := &hub{}
+	var es []*Elector
+	for i := 1; i <= 3; i++ {
+		e, err := New(fastConfig(AgentID(i)), nil, h.port())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+		defer e.Close()
+	}
+	waitFor(t, "three ready members everywhere", func() bool {
+		for _, e := range es {
+			ready := 0
+			for _, m := range e.Members() {
+				if m.Ready {
+					ready++
+				}
+			}
+			if ready != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for c := 0; c < 30; c++ {
+		key := ClientKey{MAC: [6]byte{2, 0, 0, 0, 0, byte(c)}}
+		ds := make([]Decision, len(es))
+		var wg sync.WaitGroup
+		for i, e := range es {
+			wg.Add(1)
+			go func() { defer wg.Done(); ds[i] = e.Decide(ctx, key, "") }()
+		}
+		wg.Wait()
+		servers := 0
+		var server AgentID
+		for i, d := range ds {
+			if d.Action == Serve {
+				servers++
+				server = es[i].ID()
+			}
+		}
+		if servers != 1 {
+			t.Fatalf("client %d: %d agents serve: %+v", c, servers, ds)
+		}
+		want := es[0].Rank(nil, key, "")[0]
+		if server != want {
+			t.Fatalf("client %d served by %d, ranking says %d", c, server, want)
+		}
+	}
+	if err := es[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the leaving agent dropped at once", func() bool {
+		return len(es[0].Members()) == 2 && len(es[1].Members()) == 2
+	})
+	if es[0].Stats().MembersLeft == 0 {
+		t.Fatal("leave not counted")
+	}
+	if d := es[2].Decide(ctx, ClientKey{}, ""); d.Action != Defer {
+		t.Fatalf("a closed elector decided %v", d.Action)
+	}
+}
+
+// manualClock is a clock moved by hand; AfterFunc timers fire on Advance.
+type manualClock struct {
+	now    time.Time
+	timers []*manualTimer
+}
+
+type manualTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (t *manualTimer) Stop() bool { s := !t.stopped; t.stopped = true; return s }
+
+func (c *manualClock) Now() time.Time { return c.now }
+func (c *manualClock) AfterFunc(d time.Duration, f func()) Timer {
+	t := &manualTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.now = c.now.Add(d)
+	for {
+		fired := false
+		for _, t := range c.timers {
+			if !t.stopped && !t.at.After(c.now) {
+				t.stopped = true
+				t.f()
+				fired = true
+			}
+		}
+		if !fired {
+			return
+		}
+	}
+}
+
+type capture struct{ msgs [][]byte }
+
+func (c *capture) Send(m []byte) error {
+	c.msgs = append(c.msgs, append([]byte(nil), m...))
+	return nil
+}
+
+func TestReceiveDropsAndCounts(t *testing.T) {
+	clk := &manualClock{now: time.Unix(1_800_000_000, 0)}
+	tr := &capture{}
+	e, err := New(fastConfig(1), clk, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := wire.NewCodec(testKey)
+	bad, _ := wire.NewCodec([]byte("some-other-site-key!!"))
+	hdr := func(subnet uint64, nonce uint64, at time.Time) wire.Header {
+		return wire.Header{Subnet: subnet, Sender: 2, Time: at.UnixMilli(), Nonce: nonce}
+	}
+	hb := &wire.Heartbeat{Weight: 50, Flags: wire.FlagReady, IntervalMS: 50}
+	legit, _ := good.AppendHeartbeat(nil, hdr(7, 100, clk.now), hb)
+	oldVersion := append([]byte(nil), legit...)
+	oldVersion[2] = 0
+	wrongKey, _ := bad.AppendHeartbeat(nil, hdr(7, 101, clk.now), hb)
+	otherSubnet, _ := good.AppendHeartbeat(nil, hdr(8, 102, clk.now), hb)
+	stale, _ := good.AppendHeartbeat(nil, hdr(7, 103, clk.now.Add(-time.Minute)), hb)
+	future, _ := good.AppendHeartbeat(nil, hdr(7, 104, clk.now.Add(time.Minute)), hb)
+	tests := []struct {
+		name  string
+		msg   []byte
+		field func(Stats) uint64
+	}{
+		{"legit", legit, func(s Stats) uint64 { return s.Accepted }},
+		{"replay", legit, func(s Stats) uint64 { return s.DroppedReplay }},
+		{"old version", oldVersion, func(s Stats) uint64 { return s.DroppedVersion }},
+		{"wrong key", wrongKey, func(s Stats) uint64 { return s.DroppedAuth }},
+		{"other subnet", otherSubnet, func(s Stats) uint64 { return s.DroppedSubnet }},
+		{"stale", stale, func(s Stats) uint64 { return s.DroppedStale }},
+		{"future", future, func(s Stats) uint64 { return s.DroppedStale }},
+		{"garbage", []byte("hello"), func(s Stats) uint64 { return s.DroppedMalformed }},
+		{"own echo", tr.msgs[0], func(s Stats) uint64 { return s.OwnEcho }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.field(e.Stats())
+			members := len(e.Members())
+			e.Receive(tt.msg)
+			if got := tt.field(e.Stats()); got != before+1 {
+				t.Fatalf("counter went %d -> %d, want +1", before, got)
+			}
+			if tt.name != "legit" && len(e.Members()) != members {
+				t.Fatalf("a dropped message changed the view")
+			}
+		})
+	}
+	if len(e.Members()) != 2 {
+		t.Fatalf("view has %d members, want self and agent 2", len(e.Members()))
+	}
+	// Silent for three intervals: gone from the view.
+	clk.Advance(3*50*time.Millisecond + time.Millisecond)
+	if n := len(e.Members()); n != 1 {
+		t.Fatalf("agent 2 still in view after 3 silent intervals (%d members)", n)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	w100 := uint8(100)
+	tests := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"no agent", func(c *Config) { c.Agent = 0 }},
+		{"short key", func(c *Config) { c.Key = []byte("short") }},
+		{"weight 100", func(c *Config) { c.Weight = &w100 }},
+		{"interval too short", func(c *Config) { c.HeartbeatInterval = time.Millisecond }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fastConfig(1)
+			tt.mod(&cfg)
+			if _, err := New(cfg, nil, &capture{}); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	e, err := New(Config{Agent: 1, Key: testKey}, nil, &capture{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Config()
+	if *c.Weight != DefaultWeight || c.ElectionWait != DefaultElectionWait || c.Reserve != DefaultReserve || c.FailoverDepth != DefaultFailoverDepth {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if err := e.SetWeight(100); err == nil {
+		t.Fatal("SetWeight(100) accepted")
+	}
+	if _, err := New(fastConfig(1), nil, nil); err == nil {
+		t.Fatal("nil transport accepted")
+	}
+}
+
+func TestWeightZeroAndHandoffWithoutHolder(t *testing.T) {
+	clk := &manualClock{now: time.Unix(1_800_000_000, 0)}
+	cfg := fastConfig(1)
+	cfg.Weight = WeightOf(0)
+	e, err := New(cfg, clk, &capture{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Decide(context.Background(), ClientKey{}, ""); d.Action != Defer {
+		t.Fatalf("before Start: %v", d.Action)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(200 * time.Millisecond)
+	if d := e.Decide(context.Background(), ClientKey{MAC: [6]byte{1}}, ""); d.Action != Defer || d.Rank != -1 {
+		t.Fatalf("weight 0 decided %+v", d)
+	}
+	if err := e.SetWeight(10); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(200 * time.Millisecond)
+	d := e.Decide(context.Background(), ClientKey{MAC: [6]byte{1}}, "")
+	if d.Action != Serve {
+		t.Fatalf("alone with weight 10 decided %+v", d)
+	}
+	if h := e.HandOff(context.Background(), ClientKey{MAC: [6]byte{1}}, "winpe", []byte("x")); h.Action != Serve {
+		t.Fatalf("handoff with no holder: %v", h.Action)
+	}
+	if e.Stats().HandoffNoHolder != 1 {
+		t.Fatal("missing holder not counted")
+	}
+	if err := e.Start(context.Background()); err == nil {
+		t.Fatal("second Start accepted")
+	}
+}
+
+func TestActionString(t *testing.T) {
+	for a, want := range map[Action]string{Defer: "defer", Serve: "serve", HandOff: "handoff", Action(9): "action(9)"} {
+		if got := a.String(); got != want {
+			t.Errorf("%d: %q, want %q", a, got, want)
+		}
+	}
+}

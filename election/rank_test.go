@@ -1,0 +1,187 @@
+package election
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+)
+
+func testMembers(n int, weight func(i int) uint8) []*member {
+	ms := make([]*member, n)
+	for i := range ms {
+		id := AgentID(1000 + i)
+		w := uint8(50)
+		if weight != nil {
+			w = weight(i)
+		}
+		m := &member{id: id, seed: mix64(uint64(id)), weight: w, ready: true, interval: time.Second, liveUntil: math.MaxInt64}
+		m.effWeight = effectiveWeight(m.weight, 0, 0)
+		ms[i] = m
+	}
+	return ms
+}
+
+func mac(i int) [6]byte { return [6]byte{2, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)} }
+
+func TestRankAgreesWithPositionAndOrder(t *testing.T) {
+	ms := testMembers(50, func(i int) uint8 { return uint8(1 + i%99) })
+	ms[3].images = []uint64{42}
+	ms[7].images = []uint64{42}
+	shuffled := slices.Clone(ms)
+	slices.Reverse(shuffled)
+	var r Ranker
+	for c := 0; c < 200; c++ {
+		for _, image := range []uint64{0, 42} {
+			a := r.rank(nil, ms, 0, mac(c), image)
+			b := r.rank(nil, shuffled, 0, mac(c), image)
+			if !slices.Equal(a, b) {
+				t.Fatalf("client %d: ranking depends on member order", c)
+			}
+			if image == 42 && !(a[0] == ms[3].id || a[0] == ms[7].id) {
+				t.Fatalf("client %d: first is %d, not a holder of the image", c, a[0])
+			}
+			for pos, id := range a {
+				self := ms[id-1000]
+				if got := position(ms, self, 0, 0, mac(c), image, len(ms)); got != pos {
+					t.Fatalf("client %d: agent %d is at %d in the ranking but position says %d", c, id, pos, got)
+				}
+			}
+		}
+	}
+}
+
+func TestPositionPinnedFirstAndIneligible(t *testing.T) {
+	ms := testMembers(10, nil)
+	var r Ranker
+	order := r.rank(nil, ms, 0, mac(1), 0)
+	pinned := order[5]
+	for pos, id := range order {
+		self := ms[id-1000]
+		want := pos + 1
+		switch {
+		case id == pinned:
+			want = 0
+		case pos > 5:
+			want = pos
+		}
+		if got := position(ms, self, pinned, 0, mac(1), 0, 100); got != want {
+			t.Fatalf("agent at rank %d: position with pin = %d, want %d", pos, got, want)
+		}
+	}
+	ms[0].weight = 0
+	if got := position(ms, ms[0], 0, 0, mac(1), 0, 100); got != -1 {
+		t.Fatalf("weight 0 agent has position %d, want -1", got)
+	}
+	ms[1].liveUntil = 10
+	if got := position(ms, ms[1], 0, 11, mac(1), 0, 100); got != -1 {
+		t.Fatalf("silent agent has position %d, want -1", got)
+	}
+}
+
+func TestRendezvousShareWith200Agents(t *testing.T) {
+	const agents, clients = 200, 100_000
+	ms := testMembers(agents, nil)
+	wins := make([]int, agents)
+	for c := 0; c < clients; c++ {
+		b := best(ms, 0, 0, mac(c), 0)
+		if b != nil {
+			t.Fatal("best without image holders returned a member")
+		}
+		for _, m := range ms {
+			if position(ms, m, 0, 0, mac(c), 0, 0) == 0 {
+				wins[m.id-1000]++
+				break
+			}
+		}
+	}
+	fair := float64(clients) / agents
+	for i, w := range wins {
+		if math.Abs(float64(w)-fair)/fair > 0.20 {
+			t.Fatalf("agent %d wins %d clients, fair share %.0f: outside +-20%%", i, w, fair)
+		}
+	}
+}
+
+func TestLoadLowersShare(t *testing.T) {
+	ms := testMembers(2, nil)
+	ms[1].effWeight = effectiveWeight(50, 7, 0) // level 3: a quarter
+	var r Ranker
+	wins := 0
+	const clients = 20000
+	for c := 0; c < clients; c++ {
+		if r.rank(nil, ms, 0, mac(c), 0)[0] == ms[1].id {
+			wins++
+		}
+	}
+	// Weighted HRW: share = w1/(w0+w1) = 12.5/62.5 = 20%.
+	if share := float64(wins) / clients; share < 0.17 || share > 0.23 {
+		t.Fatalf("loaded agent wins %.3f of clients, want about 0.20", share)
+	}
+}
+
+func TestLoadLevel(t *testing.T) {
+	tests := []struct {
+		transfers uint32
+		bps       uint64
+		want      int
+	}{
+		{0, 0, 0}, {1, 0, 1}, {3, 0, 2}, {4, 0, 3}, {0, 1 << 20, 1}, {0, 100 << 20, 7}, {2, 100 << 20, 7}, {1000, 0, 10},
+	}
+	for _, tt := range tests {
+		if got := LoadLevel(tt.transfers, tt.bps); got != tt.want {
+			t.Errorf("LoadLevel(%d, %d) = %d, want %d", tt.transfers, tt.bps, got, tt.want)
+		}
+	}
+}
+
+func TestRankingAllocatesNothing(t *testing.T) {
+	ms := testMembers(200, nil)
+	var r Ranker
+	dst := make([]AgentID, 0, 200)
+	r.rank(dst, ms, 0, mac(1), 0) // size the scratch space
+	c := 0
+	allocs := testing.AllocsPerRun(100, func() {
+		c++
+		dst = r.rank(dst[:0], ms, 0, mac(c), 0)
+		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, 200)
+	})
+	if allocs != 0 {
+		t.Fatalf("ranking one client among 200 members allocates %v times", allocs)
+	}
+	if len(dst) != 200 {
+		t.Fatalf("ranked %d members, want 200", len(dst))
+	}
+}
+
+func BenchmarkRank200(b *testing.B) {
+	ms := testMembers(200, nil)
+	var r Ranker
+	dst := make([]AgentID, 0, 200)
+	b.ReportAllocs()
+	c := 0
+	for b.Loop() {
+		c++
+		dst = r.rank(dst[:0], ms, 0, mac(c), 0)
+	}
+}
+
+func BenchmarkPosition200(b *testing.B) {
+	ms := testMembers(200, nil)
+	b.ReportAllocs()
+	c := 0
+	for b.Loop() {
+		c++
+		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, 200)
+	}
+}
+
+func BenchmarkPositionBounded200(b *testing.B) {
+	ms := testMembers(200, nil)
+	b.ReportAllocs()
+	c := 0
+	for b.Loop() {
+		c++
+		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, DefaultFailoverDepth)
+	}
+}
