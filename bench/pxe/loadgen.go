@@ -67,6 +67,12 @@ type reply struct {
 	srcMAC frame.MAC
 	src    netip.Addr
 	at     time.Time
+	// bootItem is the first item of the OFFER's PXE boot menu (option 43
+	// sub-option 9), which the client asks the boot server for in its
+	// REQUEST (sub-option 71), as a PXE ROM does; hasItem is false when the
+	// OFFER has no menu (UEFI clients of peerboot).
+	bootItem uint16
+	hasItem  bool
 }
 
 type client struct {
@@ -100,21 +106,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("loadgen: %w", err)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+	fd, err := openPacketSocket(ifi.Index, unix.ETH_P_IP, true)
 	if err != nil {
-		return Result{}, fmt.Errorf("loadgen: raw socket: %w", err)
+		return Result{}, err
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}); err != nil {
-		return Result{}, fmt.Errorf("loadgen: bind: %w", err)
+	arpFD, err := openPacketSocket(ifi.Index, unix.ETH_P_ARP, false)
+	if err != nil {
+		return Result{}, err
 	}
-	// Replies unicast to the simulated clients' MACs: promiscuous.
-	mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
-	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-		return Result{}, fmt.Errorf("loadgen: promiscuous mode: %w", err)
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+	defer unix.Close(arpFD)
 
 	base := cfg.ClientNet.Masked().Addr().As4()
 	clients := make([]*client, cfg.Clients)
@@ -130,11 +131,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	var sent, done, timeouts atomic.Uint64
 	var recvWG sync.WaitGroup
-	recvWG.Add(1)
+	recvWG.Add(2)
 	stopRecv := make(chan struct{})
 	go func() {
 		defer recvWG.Done()
 		receive(fd, clients, stopRecv)
+	}()
+	go func() {
+		defer recvWG.Done()
+		answerARP(arpFD, ifi.Index, clients, stopRecv)
 	}()
 	lat := make([][]time.Duration, len(clients))
 	start := time.Now()
@@ -165,6 +170,31 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// openPacketSocket opens an AF_PACKET socket for one EtherType on one
+// interface, with a 100 ms receive timeout so readers can notice a stop.
+// promisc also receives frames unicast to other MACs (the simulated
+// clients').
+func openPacketSocket(ifIndex int, proto uint16, promisc bool) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(proto)))
+	if err != nil {
+		return -1, fmt.Errorf("loadgen: packet socket for EtherType %#04x: %w", proto, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifIndex}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("loadgen: bind packet socket: %w", err)
+	}
+	if promisc {
+		mreq := unix.PacketMreq{Ifindex: int32(ifIndex), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("loadgen: promiscuous mode: %w", err)
+		}
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+	return fd, nil
+}
 
 // receive reads replies and hands each to its client by xid.
 func receive(fd int, clients []*client, stop <-chan struct{}) {
@@ -198,11 +228,75 @@ func receive(fd int, clients []*client, stop <-chan struct{}) {
 			continue
 		}
 		mt, _ := pkt.MessageType()
+		r := reply{typ: mt, srcMAC: f.Eth.Src, src: netip.AddrFrom4(f.IP.Src), at: time.Now()}
+		if v, ok := pkt.PXEOptions(); ok {
+			if m := v.BootMenu(); m.Next() {
+				r.bootItem, r.hasItem = m.Type(), true
+			}
+		}
 		select {
-		case c.replies <- reply{typ: mt, srcMAC: f.Eth.Src, src: netip.AddrFrom4(f.IP.Src), at: time.Now()}:
+		case c.replies <- r:
 		default:
 		}
 	}
+}
+
+// answerARP answers the server's ARP requests for the clients' addresses,
+// as the clients' own IP stacks would: a server answering the boot-server
+// REQUEST through an ordinary UDP socket (dnsmasq, peerboot's 4011 socket)
+// resolves the client's address first.
+func answerARP(fd, ifIndex int, clients []*client, stop <-chan struct{}) {
+	const arpLen = 28
+	buf := make([]byte, 1500)
+	out := make([]byte, 14+arpLen)
+	sa := &unix.SockaddrLinklayer{Ifindex: ifIndex, Halen: 6, Protocol: htons(unix.ETH_P_ARP)}
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil || n < 14+arpLen {
+			continue
+		}
+		a := buf[14 : 14+arpLen]
+		// Ethernet/IPv4 ARP request (htype 1, ptype 0x0800, hlen 6, plen 4, op 1).
+		if binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != 0x0800 || a[4] != 6 || a[5] != 4 ||
+			binary.BigEndian.Uint16(a[6:]) != 1 {
+			continue
+		}
+		var target [4]byte
+		copy(target[:], a[24:28])
+		c := clientByIP(clients, target)
+		if c == nil {
+			continue
+		}
+		copy(out[0:6], a[8:14]) // to the sender's MAC
+		copy(out[6:12], c.mac[:])
+		binary.BigEndian.PutUint16(out[12:], 0x0806)
+		r := out[14:]
+		copy(r[0:6], a[0:6])
+		binary.BigEndian.PutUint16(r[6:], 2) // reply
+		copy(r[8:14], c.mac[:])
+		copy(r[14:18], target[:])
+		copy(r[18:28], a[8:18]) // sender MAC and IP become the target
+		copy(sa.Addr[:], a[8:14])
+		_ = unix.Sendto(fd, out, 0, sa)
+	}
+}
+
+// clientByIP finds the simulated client that owns ip.
+func clientByIP(clients []*client, ip [4]byte) *client {
+	if len(clients) == 0 {
+		return nil
+	}
+	first := binary.BigEndian.Uint32(clients[0].ip[:])
+	i := int64(binary.BigEndian.Uint32(ip[:])) - int64(first)
+	if i < 0 || i >= int64(len(clients)) {
+		return nil
+	}
+	return clients[i]
 }
 
 var bcastMAC = frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -247,7 +341,7 @@ func (c *client) loop(ctx context.Context, fd, ifIndex int, timeout time.Duratio
 	for seq := uint32(0); ctx.Err() == nil; seq++ {
 		xid := 1<<31 | uint32(c.id)<<12 | seq&0xfff
 		t0 := time.Now()
-		msg := c.message(buf, dhcp.Discover, xid, arch.arch, arch.vendor, [4]byte{})
+		msg := c.message(buf, dhcp.Discover, xid, arch.arch, arch.vendor, [4]byte{}, reply{})
 		send(bcastMAC, [4]byte{}, [4]byte{255, 255, 255, 255}, 68, 67, msg)
 		offer, ok := wait(xid, dhcp.Offer)
 		if !ok {
@@ -256,7 +350,7 @@ func (c *client) loop(ctx context.Context, fd, ifIndex int, timeout time.Duratio
 			}
 			continue
 		}
-		msg = c.message(buf, dhcp.Request, xid, arch.arch, arch.vendor, c.ip)
+		msg = c.message(buf, dhcp.Request, xid, arch.arch, arch.vendor, c.ip, offer)
 		send(offer.srcMAC, c.ip, offer.src.As4(), 68, 4011, msg)
 		if _, ok := wait(xid, dhcp.Ack); !ok {
 			if ctx.Err() == nil {
@@ -271,8 +365,9 @@ func (c *client) loop(ctx context.Context, fd, ifIndex int, timeout time.Duratio
 }
 
 // message writes a PXE client request (the codec's builder writes
-// replies; the op is turned into a request afterwards).
-func (c *client) message(buf []byte, t dhcp.MessageType, xid uint32, arch uint16, vendor string, ciaddr [4]byte) []byte {
+// replies; the op is turned into a request afterwards). A REQUEST asks for
+// the first item of the offer's boot menu when it had one.
+func (c *client) message(buf []byte, t dhcp.MessageType, xid uint32, arch uint16, vendor string, ciaddr [4]byte, offer reply) []byte {
 	var b dhcp.Builder
 	b.Start(buf, t, 1500)
 	b.SetXID(xid)
@@ -288,6 +383,11 @@ func (c *client) message(buf []byte, t dhcp.MessageType, xid uint32, arch uint16
 	var guid [17]byte
 	guid[1], guid[2], guid[3], guid[15], guid[16] = 0x50, 0x42, 0x01, byte(c.id>>8), byte(c.id)
 	b.AddOption(dhcp.OptClientMachineID, guid[:])
+	if t == dhcp.Request && offer.hasItem {
+		b.BeginPXE()
+		b.PXEBootItem(offer.bootItem, 0)
+		b.EndPXE()
+	}
 	m, err := b.Finish()
 	if err != nil {
 		return nil

@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	tftplib "github.com/pin/tftp/v3"
-
 	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/rawsock"
+	"github.com/peerboot/peerboot/engine/udpsock"
 	"github.com/peerboot/peerboot/pxe"
+	"github.com/peerboot/peerboot/tftp"
 )
 
 func init() {
@@ -40,6 +40,10 @@ type agentConfig struct {
 	Interface   string
 	ServerIP    string
 	TFTPRoot    string
+	TFTPListen  string
+	TFTPBlksize int
+	TFTPWindow  int
+	TFTPMaxSess int
 	Bootfiles   listFlag
 	IPXEScript  string
 	IgnoreMACs  listFlag
@@ -57,6 +61,10 @@ func (c *agentConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Interface, "interface", "", "interface to serve (required)")
 	fs.StringVar(&c.ServerIP, "server-ip", "", "IPv4 address clients reach this agent at (default: the interface's first IPv4 address)")
 	fs.StringVar(&c.TFTPRoot, "tftp-root", "", "directory served by TFTP (required)")
+	fs.StringVar(&c.TFTPListen, "tftp-listen", ":69", "UDP address the TFTP server listens on")
+	fs.IntVar(&c.TFTPBlksize, "tftp-max-blksize", 65464, "largest TFTP blksize granted (also clamped to the path MTU - 32)")
+	fs.IntVar(&c.TFTPWindow, "tftp-max-window", 64, "largest TFTP windowsize (RFC 7440) granted")
+	fs.IntVar(&c.TFTPMaxSess, "tftp-max-sessions", 4096, "concurrent TFTP transfers before answering \"server busy\"")
 	fs.Var(&c.Bootfiles, "bootfile", "ARCH=PATH boot file by architecture, repeatable; ARCH is one of "+strings.Join(pxe.ClassNames(), ", "))
 	fs.StringVar(&c.IPXEScript, "ipxe-script", "", "script (TFTP path or URL) handed to iPXE clients instead of the boot file")
 	fs.Var(&c.IgnoreMACs, "ignore-mac", "MAC address never answered, repeatable")
@@ -129,22 +137,15 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return a.run(ctx, stdout)
 }
 
-// agent wires the packet engine, the PXE policy and the TFTP server.
-type agent struct {
+// standaloneAgent wires the packet engine, the PXE policy and the TFTP server.
+type standaloneAgent struct {
 	cfg      agentConfig
 	log      *slog.Logger
 	serverIP netip.Addr
 	decider  pxe.Decider
-	pxe      *pxe.Server
-	files    fileServer
 }
 
-// fileServer serves boot files until ctx ends.
-type fileServer interface {
-	Serve(ctx context.Context) error
-}
-
-func newStandaloneAgent(cfg agentConfig, stderr io.Writer) (*agent, error) {
+func newStandaloneAgent(cfg agentConfig, stderr io.Writer) (*standaloneAgent, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level %q: %v", errUsage, cfg.LogLevel, err)
@@ -158,6 +159,9 @@ func newStandaloneAgent(cfg agentConfig, stderr io.Writer) (*agent, error) {
 	}
 	if st, err := os.Stat(cfg.TFTPRoot); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--tftp-root %q is not a directory", cfg.TFTPRoot)
+	}
+	if cfg.TFTPBlksize < 8 || cfg.TFTPWindow < 1 || cfg.TFTPMaxSess < 1 {
+		return nil, fmt.Errorf("%w: --tftp-max-blksize must be at least 8, --tftp-max-window and --tftp-max-sessions at least 1", errUsage)
 	}
 	pol := &pxe.StaticPolicy{}
 	for _, b := range cfg.Bootfiles {
@@ -178,13 +182,7 @@ func newStandaloneAgent(cfg agentConfig, stderr io.Writer) (*agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &agent{
-		cfg:      cfg,
-		log:      log,
-		serverIP: ip,
-		decider:  pxe.NewSticky(pol, cfg.DecisionTTL),
-		files:    &tftpServer{root: cfg.TFTPRoot, addr: netip.AddrPortFrom(ip, 69), log: log},
-	}, nil
+	return &standaloneAgent{cfg: cfg, log: log, serverIP: ip, decider: pxe.NewSticky(pol, cfg.DecisionTTL)}, nil
 }
 
 // agentAddress is --server-ip or the interface's first IPv4 address.
@@ -212,20 +210,38 @@ func agentAddress(cfg agentConfig) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("--interface %q has no IPv4 address (set --server-ip)", cfg.Interface)
 }
 
-// agentStats is what the agent reports on exit.
+// agentStats is what the agent reports on exit. Engine sums both
+// sockets; BootServer is the UDP socket on 4011 alone.
 type agentStats struct {
-	Engine engine.Counters `json:"engine"`
-	PXE    pxe.Stats       `json:"pxe"`
-	TFTP   tftpCounters    `json:"tftp"`
+	Engine     engine.Counters `json:"engine"`
+	BootServer engine.Counters `json:"boot_server"`
+	PXE        pxe.Stats       `json:"pxe"`
+	TFTP       tftp.Counters   `json:"tftp"`
 }
 
-func (a *agent) run(ctx context.Context, stdout io.Writer) error {
+// sumCounters adds the counters of several engines.
+func sumCounters(cs ...engine.Counters) engine.Counters {
+	var t engine.Counters
+	for _, c := range cs {
+		t.Received += c.Received
+		t.Filtered += c.Filtered
+		t.DroppedRingFull += c.DroppedRingFull
+		t.Malformed += c.Malformed
+		t.Ignored += c.Ignored
+		t.Sent += c.Sent
+		t.SendErrors += c.SendErrors
+	}
+	return t
+}
+
+// run serves until ctx ends: DISCOVERs (67, or 2067 when snooping) through
+// the raw socket with its kernel filter, boot-server REQUESTs through a UDP
+// socket on 4011 bound to the interface (the firmware sends them unicast
+// to this address, from 4011 (UEFI) or 68 (BIOS PXE, iPXE) and wants the
+// ACK on the port it sent from), and TFTP.
+func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ports := []uint16{pxe.PortDHCPServer, pxe.PortBootServer}
-	if a.cfg.Snooping {
-		ports = []uint16{pxe.PortSnoopServer}
-	}
 	srv, err := pxe.New(ctx, pxe.Config{
 		ServerIP: a.serverIP, Decider: a.decider, Snooping: a.cfg.Snooping,
 		PerMACRate: a.cfg.PerMACRate, PerMACBurst: 8, GlobalRate: a.cfg.GlobalRate, GlobalBurst: 2000,
@@ -234,51 +250,82 @@ func (a *agent) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a.pxe = srv
-	sock, err := rawsock.Open(rawsock.Config{Interface: a.cfg.Interface, Ports: ports, SourceIP: a.serverIP})
+	files, err := tftp.NewDirSource(a.cfg.TFTPRoot)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	// The raw socket sees the boot-server requests; a bound UDP socket on
-	// 4011 keeps the kernel from answering them with ICMP port unreachable.
-	var sink net.PacketConn
-	if !a.cfg.Snooping {
-		sink, err = net.ListenPacket("udp4", netip.AddrPortFrom(netip.IPv4Unspecified(), pxe.PortBootServer).String())
-		if err != nil {
-			sock.Close()
-			return fmt.Errorf("agent: port %d: %w", pxe.PortBootServer, err)
-		}
-		defer sink.Close()
-	}
-	eng, err := engine.New(engine.Config{Socket: sock, Handler: srv, Workers: a.cfg.Workers, Logger: a.log})
+	defer files.Close()
+	tsrv, err := tftp.New(tftp.Config{
+		Source: files, MaxBlksize: a.cfg.TFTPBlksize, MaxWindowsize: a.cfg.TFTPWindow,
+		MaxSessions: a.cfg.TFTPMaxSess, Logger: a.log, OnTransfer: a.logTransfer,
+	})
 	if err != nil {
-		sock.Close()
-		return err
+		return fmt.Errorf("agent: %w", err)
+	}
+	tconn, err := tftp.Listen(a.cfg.TFTPListen)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer tconn.Close()
+
+	rawPort := uint16(pxe.PortDHCPServer)
+	if a.cfg.Snooping {
+		rawPort = pxe.PortSnoopServer
+	}
+	raw, err := rawsock.Open(rawsock.Config{Interface: a.cfg.Interface, Ports: []uint16{rawPort}, SourceIP: a.serverIP})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	socks := []engine.Socket{raw}
+	if !a.cfg.Snooping {
+		boot, err := udpsock.Open(udpsock.Config{Port: pxe.PortBootServer, Interface: a.cfg.Interface})
+		if err != nil {
+			raw.Close()
+			return fmt.Errorf("agent: %w", err)
+		}
+		socks = append(socks, boot)
+	}
+	engines := make([]*engine.Engine, len(socks))
+	for i, sock := range socks {
+		if engines[i], err = engine.New(engine.Config{Socket: sock, Handler: srv, Workers: a.cfg.Workers, Logger: a.log}); err != nil {
+			for _, s := range socks {
+				s.Close()
+			}
+			return err
+		}
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := eng.Run(ctx); err != nil {
-			errc <- err
-		}
-		cancel()
-	}()
-	go func() {
-		defer wg.Done()
-		if err := a.files.Serve(ctx); err != nil {
-			errc <- err
-		}
-		cancel()
-	}()
+	errc := make(chan error, len(engines)+1)
+	serve := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errc <- err
+			}
+			cancel()
+		}()
+	}
+	for _, e := range engines {
+		serve(e.Run)
+	}
+	serve(func(ctx context.Context) error { return tsrv.Serve(ctx, tconn) })
+	ports := []uint16{rawPort}
+	if !a.cfg.Snooping {
+		ports = append(ports, pxe.PortBootServer)
+	}
 	a.log.Info("agent ready", "mode", "standalone", "interface", a.cfg.Interface, "server", a.serverIP,
-		"ports", ports, "tftp_root", a.cfg.TFTPRoot)
+		"ports", ports, "tftp", tconn.LocalAddr().String(), "tftp_root", a.cfg.TFTPRoot)
 	wg.Wait()
 	close(errc)
-	st := agentStats{Engine: eng.Counters(), PXE: srv.Stats()}
-	if t, ok := a.files.(*tftpServer); ok {
-		st.TFTP = t.counters()
+	st := agentStats{PXE: srv.Stats(), TFTP: tsrv.Counters()}
+	all := make([]engine.Counters, len(engines))
+	for i, e := range engines {
+		all[i] = e.Counters()
+	}
+	st.Engine = sumCounters(all...)
+	if len(all) > 1 {
+		st.BootServer = all[1]
 	}
 	b, _ := json.Marshal(st)
 	fmt.Fprintf(stdout, "%s\n", b)
@@ -294,85 +341,11 @@ func (a *agent) run(ctx context.Context, stdout io.Writer) error {
 	return errors.Join(errs...)
 }
 
-// tftpCounters counts finished transfers.
-type tftpCounters struct {
-	Completed uint64 `json:"completed"`
-	Failed    uint64 `json:"failed"`
-}
-
-// tftpServer serves the TFTP root read-only. It confines every request to
-// the root with os.Root.
-type tftpServer struct {
-	root string
-	addr netip.AddrPort
-	log  *slog.Logger
-
-	mu sync.Mutex
-	c  tftpCounters
-}
-
-func (t *tftpServer) counters() tftpCounters {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.c
-}
-
-func (t *tftpServer) Serve(ctx context.Context) error {
-	root, err := os.OpenRoot(t.root)
-	if err != nil {
-		return fmt.Errorf("tftp: %w", err)
+// logTransfer reports every TFTP transfer that delivered its whole file.
+func (a *standaloneAgent) logTransfer(st tftp.TransferStats) {
+	if st.Outcome != tftp.OutcomeComplete {
+		return
 	}
-	defer root.Close()
-	read := func(name string, rf io.ReaderFrom) error {
-		name = strings.TrimPrefix(strings.ReplaceAll(name, "\\", "/"), "/")
-		f, err := root.Open(name)
-		if err != nil {
-			return fmt.Errorf("tftp: %w", err)
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil || !st.Mode().IsRegular() {
-			return fmt.Errorf("tftp: %s is not a regular file", name)
-		}
-		if ot, ok := rf.(tftplib.OutgoingTransfer); ok {
-			ot.SetSize(st.Size())
-		}
-		_, err = rf.ReadFrom(f)
-		return err
-	}
-	s := tftplib.NewServer(read, nil)
-	s.SetBlockSize(1468)
-	s.SetTimeout(2 * time.Second)
-	s.SetHook(t)
-	conn, err := net.ListenPacket("udp4", netip.AddrPortFrom(netip.IPv4Unspecified(), t.addr.Port()).String())
-	if err != nil {
-		return fmt.Errorf("tftp: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(conn) }()
-	select {
-	case <-ctx.Done():
-		s.Shutdown()
-		<-done
-		return nil
-	case err := <-done:
-		return fmt.Errorf("tftp: %w", err)
-	}
-}
-
-// OnSuccess implements the TFTP library's transfer hook.
-func (t *tftpServer) OnSuccess(st tftplib.TransferStats) {
-	t.mu.Lock()
-	t.c.Completed++
-	t.mu.Unlock()
-	t.log.Info("tftp transfer done", "client", st.RemoteAddr.String(), "file", st.Filename,
-		"duration", st.Duration, "datagrams", st.DatagramsSent)
-}
-
-// OnFailure implements the TFTP library's transfer hook.
-func (t *tftpServer) OnFailure(st tftplib.TransferStats, err error) {
-	t.mu.Lock()
-	t.c.Failed++
-	t.mu.Unlock()
-	t.log.Info("tftp transfer failed", "client", st.RemoteAddr.String(), "file", st.Filename, "err", err)
+	a.log.Info("tftp transfer done", "client", st.Client, "file", st.File, "bytes", st.Bytes,
+		"blksize", st.Blksize, "windowsize", st.Windowsize, "duration", st.Duration)
 }

@@ -119,11 +119,18 @@ func Read(path string) (*Report, error) {
 			}
 		case op == 3: // DATA server -> client
 			if st := open[dst]; st != nil {
-				blk := binary.BigEndian.Uint16(p[2:])
-				st.t.Sent++
 				st.t.End = ci.Timestamp
-				if _, seen := st.blocks[blk]; !seen {
-					st.blocks[blk] = len(p) - 4
+				// A window sent with UDP GSO is captured on the bridge as
+				// one datagram holding several DATA packets of blksize+4
+				// bytes each (the last may be shorter).
+				for seg := p; len(seg) >= 4; {
+					n := min(len(seg), st.blksize+4)
+					blk := binary.BigEndian.Uint16(seg[2:])
+					st.t.Sent++
+					if _, seen := st.blocks[blk]; !seen {
+						st.blocks[blk] = n - 4
+					}
+					seg = seg[n:]
 				}
 			}
 		case op == 5: // ERROR
