@@ -100,6 +100,18 @@ func (c *Cache) Has(id string) bool {
 	return true
 }
 
+// Needed lists the images the subnet needs, sorted.
+func (c *Cache) Needed() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ids := make([]string, 0, len(c.images))
+	for id := range c.images {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // Held lists the needed images whose files are all cached, sorted.
 func (c *Cache) Held() []string {
 	c.mu.RLock()

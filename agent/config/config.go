@@ -107,7 +107,7 @@ func NewSet(cfg *Config, name string, out io.Writer) *Set {
 	s.integer(&cfg.SnoopClientPort, "snoop-client-port", 2068, "port replies go to in snooping mode")
 	s.str(&cfg.TFTPRoot, "tftp-root", "", "directory of extra files served by TFTP when not in the image cache (default: none)")
 	s.integer(&cfg.TFTPPort, "tftp-port", 69, "TFTP port")
-	s.integer(&cfg.TFTPMaxBlksize, "tftp-max-blksize", 1468, "largest TFTP block size granted (8-65464; clients that do not ask get 512)")
+	s.integer(&cfg.TFTPMaxBlksize, "tftp-max-blksize", 65464, "largest TFTP block size granted (8-65464, also clamped to the path MTU - 32; clients that do not ask get 512)")
 	s.integer(&cfg.TFTPMaxWindow, "tftp-max-window", 64, "largest RFC 7440 windowsize granted (1-65535)")
 	s.integer(&cfg.TFTPMaxSessions, "tftp-max-sessions", 4096, "concurrent TFTP transfers; more get \"server busy\"")
 	s.dur(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running transfers may take to finish")
