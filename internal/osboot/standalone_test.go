@@ -1,0 +1,73 @@
+package osboot_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peerboot/peerboot/internal/firmlab"
+)
+
+// TestStandaloneAgentBootsLinux network-boots Linux on OVMF (UEFI x64, its
+// own PXE stack) and on SeaBIOS with the iPXE NIC ROM, in parallel, from
+// the peerboot standalone agent next to a plain DHCP server: firmware
+// DISCOVER -> ProxyDHCP -> (UEFI) 4011 -> TFTP of ipxe.efi -> iPXE, detected
+// and handed the script -> kernel and initramfs over TFTP -> the marker on
+// the serial console -> power off.
+func TestStandaloneAgentBootsLinux(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	l := newOSLab(t, ctx, "198.18.48.0/24")
+	logf := l.logFile(t, "agent.log")
+	agent := l.Server.Command(ctx, l.bin, "agent", "--standalone", "--interface", "eth0",
+		"--tftp-root", l.art.Root, "--bootfile", "bios="+l.art.BIOSNBP, "--bootfile", "efi64="+l.art.EFINBP,
+		"--ipxe-script", l.art.Script, "--log-level", "debug")
+	agent.Stdout, agent.Stderr = logf, logf
+	if err := l.Net.Start(agent); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{69, 4011} {
+		if err := l.WaitUDPListen(ctx, l.Server, port, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	guests := []*guest{
+		newGuest(firmlab.OVMF, "ovmf", "52:54:00:48:00:11", "c6a01800-0000-4000-8000-000000004811"),
+		newGuest(firmlab.SeaBIOSiPXE, "seabios", "52:54:00:48:00:10", "c6a01800-0000-4000-8000-000000004810"),
+	}
+	l.bootAll(t, ctx, guests...)
+	l.capture.Stop()
+	l.saveCapture(t, "peerboot-standalone-linux-boots.pcap")
+	rep, err := firmlab.Read(l.pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gu := range guests {
+		t.Run(gu.g.Name, func(t *testing.T) {
+			requireBooted(t, gu)
+			in := readInterop(rep, gu, l.Addr(1))
+			for _, d := range in.discover {
+				t.Logf("INTEROP %s DISCOVER %s", in.firmware, d)
+			}
+			for _, tr := range in.transfers {
+				t.Logf("INTEROP %s TFTP %s", in.firmware, tr)
+			}
+			want := []string{l.art.Script, l.art.Kernel, l.art.Initrd}
+			if gu.nbp != "" {
+				want = append([]string{gu.nbp}, want...)
+			}
+			for _, f := range want {
+				if !in.requested[f] {
+					t.Errorf("%s: no TFTP request for %s to the agent in the capture", gu.g.Name, f)
+				}
+				if !served(logf.Name(), in.ips, f) {
+					t.Errorf("%s: the agent log records no finished transfer of %s to %v", gu.g.Name, f, in.ips)
+				}
+			}
+			if !strings.Contains(gu.line, "kernel="+l.art.KernelRelease) {
+				t.Errorf("marker %q does not name the kernel release", gu.line)
+			}
+		})
+	}
+}
