@@ -107,6 +107,9 @@ func readConfigFile(path string) ([]string, error) {
 }
 
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if !wantsStandalone(args) {
+		return runFullAgent(ctx, args, stdout, stderr) // agent_full.go: Central, election, image cache
+	}
 	var cfg agentConfig
 	fs := newFlagSet("agent", stderr)
 	cfg.flags(fs)
@@ -126,9 +129,6 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := parseFlags(fs, append(fileArgs, args...)); err != nil {
 			return err
 		}
-	}
-	if !cfg.Standalone {
-		return fmt.Errorf("%w: only --standalone is available in this version (Central and peers come later)", errUsage)
 	}
 	a, err := newStandaloneAgent(cfg, stderr)
 	if err != nil {
