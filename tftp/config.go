@@ -100,6 +100,8 @@ type TransferStats struct {
 	Blksize     int
 	Windowsize  int
 	Retransmits int64 // DATA packets sent more than once
+	Timeouts    int64 // retransmission timer expiries
+	GapRestarts int64 // windows restarted early because the client reported a gap
 	Duration    time.Duration
 	Outcome     Outcome
 	Err         error

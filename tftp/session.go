@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -19,8 +20,6 @@ import (
 const (
 	minRTO      = 20 * time.Millisecond
 	initialRTO  = 250 * time.Millisecond
-	maxPace     = 2 * time.Millisecond
-	minPace     = 50 * time.Microsecond
 	inboxLength = 64
 )
 
@@ -56,6 +55,11 @@ type session struct {
 	iovs []unix.Iovec // preadv targets
 	rbuf []byte       // received datagram
 	ebuf [128]byte    // outgoing ERROR
+
+	rawConn syscall.RawConn
+	pollFn  func(fd uintptr) bool
+	polled  int
+	pollErr error
 
 	srtt, rttvar time.Duration
 	highestSent  int64
@@ -245,21 +249,29 @@ func (s *session) transfer(ctx context.Context) error {
 			}
 			next = burstEnd
 			if next < end {
-				// Between bursts, look briefly for an ACK that reports a gap.
-				if acked, err = s.waitAck(ctx, base, next, time.Now().Add(s.pace())); err != nil || acked >= 0 {
+				// Between bursts, take any ACK already queued: one that reports
+				// a gap stops the rest of a window the client cannot use. When
+				// resending after a loss, give the client one round trip to say
+				// how much it already holds before sending more.
+				wait := time.Time{}
+				if retransmitted && next == base+int64(s.cwnd) {
+					wait = time.Now().Add(min(2*s.srtt+time.Millisecond/2, rto))
+				}
+				if acked, err = s.waitAck(ctx, base, s.highestSent+1, wait); err != nil || acked >= 0 {
 					break
 				}
 			}
 		}
 		sentAt := time.Now()
 		if err == nil && acked < 0 {
-			acked, err = s.waitAck(ctx, base, next, sentAt.Add(rto))
+			acked, err = s.waitAck(ctx, base, s.highestSent+1, sentAt.Add(rto))
 		}
 		if err != nil {
 			return err
 		}
 		if acked < 0 { // timeout: resend the window with a smaller burst
 			timeouts++
+			s.stats.Timeouts++
 			s.cwnd = max(1, s.cwnd/2)
 			rto = min(2*rto, s.timeout)
 			if timeouts > s.srv.cfg.Retries && time.Since(lastProgress) >= s.timeout*time.Duration(s.srv.cfg.Retries) {
@@ -269,13 +281,18 @@ func (s *session) transfer(ctx context.Context) error {
 		}
 		timeouts = 0
 		lastProgress = time.Now()
-		if acked == end-1 && next == end {
+		switch {
+		case acked >= end-1:
 			if !retransmitted {
 				s.sampleRTT(lastProgress.Sub(sentAt))
 			}
 			s.cwnd = min(s.cwnd+1, s.window)
-		} else {
+		case acked >= next-1:
+			// Progress past everything sent this round (the client filled
+			// a gap from blocks it kept): neither loss nor a full window.
+		default:
 			s.cwnd = max(1, s.cwnd/2) // the client reported a gap
+			s.stats.GapRestarts++
 		}
 		rto = s.rto()
 		s.stats.Bytes = min(acked*int64(s.blksize), s.size)
@@ -284,6 +301,7 @@ func (s *session) transfer(ctx context.Context) error {
 	s.stats.Bytes = s.size
 	return nil
 }
+
 
 // negotiate sends the OACK and waits for ACK 0, retransmitting the OACK.
 func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
@@ -305,13 +323,6 @@ func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
 		}
 		rto = min(2*rto, s.timeout)
 	}
-}
-
-func (s *session) pace() time.Duration {
-	if s.srtt == 0 {
-		return time.Millisecond
-	}
-	return min(max(s.srtt/2, minPace), maxPace)
 }
 
 func (s *session) sampleRTT(r time.Duration) {
@@ -419,7 +430,8 @@ func (s *session) sendError(code codec.ErrorCode, msg string) {
 	s.write(codec.AppendError(s.ebuf[:0], code, msg))
 }
 
-// waitAck reads datagrams until deadline and returns the absolute block
+// waitAck reads datagrams until deadline (a zero deadline: only those
+// already queued) and returns the absolute block
 // number of the first ACK in [base, sentEnd-1], or -1 on timeout. An ACK
 // for base-1 (already acted on) or for anything outside the window is
 // ignored, so duplicate ACKs never trigger a second resend.
@@ -463,8 +475,12 @@ func (s *session) waitAck(ctx context.Context, base, sentEnd int64, deadline tim
 	}
 }
 
-// recv returns the next datagram from the client, nil at the deadline.
+// recv returns the next datagram from the client, nil at the deadline. A
+// zero deadline polls without blocking.
 func (s *session) recv(ctx context.Context, deadline time.Time) ([]byte, error) {
+	if deadline.IsZero() {
+		return s.poll()
+	}
 	if s.single {
 		d := time.Until(deadline)
 		if d <= 0 {
@@ -498,4 +514,49 @@ func (s *session) recv(ctx context.Context, deadline time.Time) ([]byte, error) 
 		return nil, fmt.Errorf("%w: %v", errClientError, err) // e.g. port unreachable: the client is gone
 	}
 	return s.rbuf[:n], nil
+}
+
+// poll returns a datagram that is already queued, or nil.
+func (s *session) poll() ([]byte, error) {
+	if s.single {
+		select {
+		case p := <-s.inbox:
+			n := copy(s.rbuf, p.b[:p.n])
+			return s.rbuf[:n], nil
+		default:
+			return nil, nil
+		}
+	}
+	if s.rawConn == nil {
+		rc, err := s.conn.SyscallConn()
+		if err != nil {
+			return nil, err
+		}
+		s.rawConn, s.pollFn = rc, s.pollRead
+	}
+	s.polled, s.pollErr = -1, nil
+	s.conn.SetReadDeadline(time.Time{}) // an expired deadline would fail the raw read
+	if err := s.rawConn.Read(s.pollFn); err != nil {
+		return nil, err
+	}
+	if s.pollErr != nil {
+		return nil, fmt.Errorf("%w: %v", errClientError, s.pollErr) // e.g. port unreachable: the client is gone
+	}
+	if s.polled < 0 {
+		return nil, nil
+	}
+	return s.rbuf[:s.polled], nil
+}
+
+func (s *session) pollRead(fd uintptr) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&s.rbuf[0])), uintptr(len(s.rbuf)),
+		unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case 0:
+		s.polled = int(r)
+	case unix.EAGAIN, unix.EINTR:
+	default:
+		s.pollErr = errno
+	}
+	return true // never wait
 }

@@ -26,6 +26,10 @@ type Options struct {
 	AskTimeout bool
 	Retries    int // retransmissions without progress before giving up (default 5)
 	RecvBuffer int // SO_RCVBUF in bytes (default 4 MiB; forced when running as root)
+	// Dally is how long to stay after the final ACK to acknowledge the
+	// last block again if the server resends it (its ACK was lost).
+	// Default 200ms; negative disables. Not counted in Result.Duration.
+	Dally time.Duration
 }
 
 // Result describes a finished download.
@@ -50,6 +54,9 @@ func (e *ServerError) Error() string {
 	return fmt.Sprintf("server error %d (%v): %s", e.Code, e.Code, e.Message)
 }
 
+// gapThreshold is how many later blocks prove a gap rather than reordering.
+const gapThreshold = 2
+
 // ErrTimeout means the server stopped answering.
 var ErrTimeout = errors.New("tftp: timeout")
 
@@ -62,6 +69,9 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 	}
 	if opts.Retries <= 0 {
 		opts.Retries = 5
+	}
+	if opts.Dally == 0 {
+		opts.Dally = 200 * time.Millisecond
 	}
 	if opts.RecvBuffer <= 0 {
 		opts.RecvBuffer = 4 << 20
@@ -101,10 +111,13 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 		return res, err
 	}
 	err = c.receive()
+	res.Duration = time.Since(start)
+	if err == nil {
+		c.dally()
+	}
 	if ferr := c.out.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("tftp get: write: %w", ferr)
 	}
-	res.Duration = time.Since(start)
 	if err == nil && res.Tsize >= 0 && res.Tsize != res.Bytes {
 		err = fmt.Errorf("tftp get: received %d bytes, server announced tsize %d", res.Bytes, res.Tsize)
 	}
@@ -122,9 +135,15 @@ type getter struct {
 	ack   [4]byte
 	rx    *udpbatch.Receiver
 
-	expected  int64 // next absolute block
-	sinceAck  int
-	gapAcked  bool
+	expected   int64 // next absolute block
+	sinceAck   int
+	gapAcked   bool
+	outOfOrder int // later blocks seen since the gap opened
+	// Blocks that arrived ahead of a missing one, kept so the server's
+	// resend of the gap completes the window at once.
+	slots     [][]byte
+	slotBlock []int64
+	dupAcked  bool // answered a retransmission since the last new block
 	lastAcked int64
 }
 
@@ -324,36 +343,114 @@ func (c *getter) handle(pkt []byte) (bool, error) {
 		if len(d.Payload) > c.res.Blksize {
 			return false, fmt.Errorf("tftp get: block %d carries %d bytes, blksize is %d", c.expected, len(d.Payload), c.res.Blksize)
 		}
-		if _, err := c.out.Write(d.Payload); err != nil {
-			c.conn.Write(codec.AppendError(nil, codec.ErrCodeDiskFull, "write failed"))
-			return false, fmt.Errorf("tftp get: write: %w", err)
-		}
-		c.res.Bytes += int64(len(d.Payload))
 		c.gapAcked = false
-		c.sinceAck++
-		last := len(d.Payload) < c.res.Blksize
-		c.expected++
-		if last {
-			c.sendAck(c.expected - 1)
-			return true, nil
+		c.outOfOrder = 0
+		c.dupAcked = false
+		payload := d.Payload
+		filled := false
+		for {
+			if _, err := c.out.Write(payload); err != nil {
+				c.conn.Write(codec.AppendError(nil, codec.ErrCodeDiskFull, "write failed"))
+				return false, fmt.Errorf("tftp get: write: %w", err)
+			}
+			c.res.Bytes += int64(len(payload))
+			c.sinceAck++
+			last := len(payload) < c.res.Blksize
+			c.expected++
+			if last {
+				c.sendAck(c.expected - 1)
+				return true, nil
+			}
+			// Blocks that overtook a lost one continue the stream.
+			next, ok := c.takeBuffered(c.expected)
+			if !ok {
+				break
+			}
+			payload = next
+			filled = true
 		}
-		if c.sinceAck >= c.res.Windowsize {
+		// After a hole is filled from kept blocks the server is resending;
+		// tell it at once how far the stream now reaches.
+		if filled || c.sinceAck >= c.res.Windowsize {
 			c.sendAck(c.expected - 1)
 		}
 	case delta < 0x8000:
-		// A later block: one of ours was lost. Report the gap once.
-		if !c.gapAcked {
+		// A later block: one was lost or overtaken. Report the gap once,
+		// after a second later block, so one reordered datagram does not
+		// cost a window.
+		c.outOfOrder++
+		c.buffer(c.expected+int64(delta), d.Payload)
+		if !c.gapAcked && c.outOfOrder >= gapThreshold {
 			c.sendAck(c.expected - 1)
 			c.res.AcksResent++
 			c.gapAcked = true
 		}
 	default:
-		// An earlier block: the server did not get our last ACK. Repeat it
-		// once per window.
-		if c.sinceAck == 0 && !c.gapAcked && d.Block == uint16(c.lastAcked) {
-			c.sendAck(c.lastAcked)
+		// An earlier block: the server is retransmitting, so it missed or
+		// ignored our last ACK. Tell it where we are, once per episode.
+		if !c.dupAcked {
+			c.sendAck(c.expected - 1)
 			c.res.AcksResent++
+			c.dupAcked = true
 		}
 	}
 	return false, nil
+}
+
+// maxReorderBytes bounds the memory kept for blocks that arrive early.
+const maxReorderBytes = 4 << 20
+
+func (c *getter) buffer(block int64, payload []byte) {
+	if c.slots == nil {
+		n := min(2*c.res.Windowsize, 128, maxReorderBytes/c.res.Blksize)
+		if n < 2 {
+			return
+		}
+		c.slots = make([][]byte, n)
+		c.slotBlock = make([]int64, n)
+		backing := make([]byte, n*c.res.Blksize)
+		for i := range c.slots {
+			c.slots[i] = backing[i*c.res.Blksize : i*c.res.Blksize : (i+1)*c.res.Blksize]
+		}
+	}
+	if block-c.expected >= int64(len(c.slots)) {
+		return
+	}
+	i := block % int64(len(c.slots))
+	c.slots[i] = append(c.slots[i][:0], payload...)
+	c.slotBlock[i] = block
+}
+
+func (c *getter) takeBuffered(block int64) ([]byte, bool) {
+	if c.slots == nil {
+		return nil, false
+	}
+	i := block % int64(len(c.slots))
+	if c.slotBlock[i] != block {
+		return nil, false
+	}
+	c.slotBlock[i] = 0
+	return c.slots[i], true
+}
+
+// dally answers a resent final block with the final ACK until the server
+// goes quiet (RFC 1350 section 6).
+func (c *getter) dally() {
+	if c.opts.Dally < 0 {
+		return
+	}
+	deadline := time.Now().Add(c.opts.Dally)
+	for c.ctx.Err() == nil {
+		c.conn.SetReadDeadline(deadline)
+		n, err := c.rx.Recv()
+		if err != nil {
+			return
+		}
+		for i := 0; i < n; i++ {
+			if d, err := codec.ParseData(c.rx.Packet(i)); err == nil && d.Block == uint16(c.lastAcked) {
+				c.sendAck(c.lastAcked)
+				c.res.AcksResent++
+			}
+		}
+	}
 }
