@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/peerboot/peerboot/agent/lab"
+	"github.com/peerboot/peerboot/agent/pxesim"
+	"github.com/peerboot/peerboot/internal/netlab"
+)
+
+func init() {
+	register(command{name: "demo", summary: "boot simulated PXE clients from Central and three agents in a virtual subnet (root)", run: runDemo})
+}
+
+// demoSummary is what `peerboot demo --json` prints.
+type demoSummary struct {
+	Clients     int            `json:"clients"`
+	Booted      int            `json:"booted"`
+	Failed      int            `json:"failed"`
+	PerAgent    map[string]int `json:"per_agent"`
+	PerArch     map[string]int `json:"per_arch"`
+	DupOffers   int            `json:"duplicate_offers"`
+	Bytes       int64          `json:"bytes"`
+	Seconds     float64        `json:"seconds"`
+	MBPerSecond float64        `json:"mb_per_s"`
+	Failures    []string       `json:"failures,omitempty"`
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", stderr)
+	clients := fs.Int("clients", 30, "number of simulated PXE clients")
+	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
+	qemu := fs.Bool("qemu", false, "also boot a real UEFI and a real BIOS virtual machine (not available yet)")
+	imageMB := fs.Int("image-mb", 4, "size of the largest demo boot file in MiB")
+	parallel := fs.Int("parallel", 10, "clients booting at the same time")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments: %v", errUsage, fs.Args())
+	}
+	if *clients < 1 || *clients > 10000 {
+		return fmt.Errorf("%w: --clients %d: want 1-10000", errUsage, *clients)
+	}
+	if *imageMB < 1 || *imageMB > 512 {
+		return fmt.Errorf("%w: --image-mb %d: want 1-512", errUsage, *imageMB)
+	}
+	if *parallel < 1 {
+		return fmt.Errorf("%w: --parallel must be at least 1", errUsage)
+	}
+	if *qemu {
+		return fmt.Errorf("%w: --qemu is not available in this version", errUsage)
+	}
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("demo needs Linux (network namespaces)")
+	}
+	if err := netlab.Available(); err != nil {
+		return fmt.Errorf("demo %v: run it as root (sudo)", err)
+	}
+	progress := stderr
+	say := func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) }
+	start := time.Now()
+	say("peerboot demo: building a virtual subnet 198.18.77.0/24 (Central, 3 agents, %d clients)", *clients)
+	site, err := lab.Start(ctx, lab.Options{ImageBytes: *imageMB << 20, Log: progress})
+	if site != nil {
+		defer site.Close()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted; everything it made is removed")
+		}
+		return fmt.Errorf("demo: %w", err)
+	}
+	say("site ready in %.1fs: Central %s, agents %s", time.Since(start).Seconds(), site.CentralURL, agentList(site))
+
+	sum := demoSummary{Clients: *clients, PerAgent: map[string]int{}, PerArch: map[string]int{}}
+	for i := range site.Agents {
+		sum.PerAgent[site.Agents[i].Name] = 0
+	}
+	var mu sync.Mutex
+	var booted, failed int
+	work := make(chan int)
+	var wg sync.WaitGroup
+	bootStart := time.Now()
+	for w := 0; w < *parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				c := site.NewClient(i)
+				res, err := site.Boot(ctx, c)
+				mu.Lock()
+				if err != nil {
+					failed++
+					sum.Failures = append(sum.Failures, fmt.Sprintf("client %s (%s): %v", c.MAC, pxesim.ArchName(c.Arch), err))
+				} else {
+					booted++
+					name := res.Server.String()
+					if k := site.AgentIndex(res.Server); k >= 0 {
+						name = site.Agents[k].Name
+					}
+					sum.PerAgent[name]++
+					sum.PerArch[pxesim.ArchName(c.Arch)]++
+					sum.Bytes += res.Bytes
+					if res.Offers > 1 {
+						sum.DupOffers += res.Offers - 1
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	stopBar := make(chan struct{})
+	barDone := make(chan struct{})
+	go func() {
+		defer close(barDone)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopBar:
+				return
+			case <-t.C:
+				mu.Lock()
+				b, f, mb := booted, failed, float64(sum.Bytes)/1e6
+				mu.Unlock()
+				drawBar(progress, b, f, *clients, mb, time.Since(bootStart))
+			}
+		}
+	}()
+	for i := 0; i < *clients && ctx.Err() == nil; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(stopBar)
+	<-barDone
+	mu.Lock()
+	drawBar(progress, booted, failed, *clients, float64(sum.Bytes)/1e6, time.Since(bootStart))
+	mu.Unlock()
+	fmt.Fprintln(progress)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; everything it made is removed")
+	}
+	sum.Booted, sum.Failed = booted, failed
+	sum.Seconds = time.Since(bootStart).Seconds()
+	if sum.Seconds > 0 {
+		sum.MBPerSecond = float64(sum.Bytes) / 1e6 / sum.Seconds
+	}
+	sort.Strings(sum.Failures)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	} else {
+		printSummary(stdout, sum)
+	}
+	if sum.Failed > 0 {
+		return fmt.Errorf("%d of %d clients failed to boot", sum.Failed, sum.Clients)
+	}
+	return nil
+}
+
+func agentList(s *lab.Site) string {
+	var parts []string
+	for i, a := range s.Agents {
+		parts = append(parts, fmt.Sprintf("%s=%s", a.Name, s.AgentAddr(i)))
+	}
+	return strings.Join(parts, " ")
+}
+
+func drawBar(w io.Writer, booted, failed, total int, mb float64, el time.Duration) {
+	const width = 30
+	n := (booted + failed) * width / total
+	fmt.Fprintf(w, "\rbooting [%s%s] %d/%d booted, %d failed, %.1f MB in %.1fs",
+		strings.Repeat("#", n), strings.Repeat(".", width-n), booted, total, failed, mb, el.Seconds())
+}
+
+func printSummary(w io.Writer, s demoSummary) {
+	fmt.Fprintf(w, "\npeerboot demo summary\n")
+	fmt.Fprintf(w, "  %-22s %d of %d\n", "clients booted", s.Booted, s.Clients)
+	fmt.Fprintf(w, "  %-22s %d\n", "failures", s.Failed)
+	fmt.Fprintf(w, "  %-22s %d\n", "duplicate offers", s.DupOffers)
+	fmt.Fprintf(w, "  %-22s %.1f MB in %.2fs = %.1f MB/s\n", "TFTP throughput", float64(s.Bytes)/1e6, s.Seconds, s.MBPerSecond)
+	fmt.Fprintf(w, "\n  %-10s %8s %8s\n", "agent", "clients", "share")
+	names := make([]string, 0, len(s.PerAgent))
+	for n := range s.PerAgent {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		share := 0.0
+		if s.Booted > 0 {
+			share = 100 * float64(s.PerAgent[n]) / float64(s.Booted)
+		}
+		fmt.Fprintf(w, "  %-10s %8d %7.1f%%\n", n, s.PerAgent[n], share)
+	}
+	fmt.Fprintf(w, "\n  %-10s %8s\n", "firmware", "clients")
+	archs := make([]string, 0, len(s.PerArch))
+	for a := range s.PerArch {
+		archs = append(archs, a)
+	}
+	sort.Strings(archs)
+	for _, a := range archs {
+		fmt.Fprintf(w, "  %-10s %8d\n", a, s.PerArch[a])
+	}
+	for _, f := range s.Failures {
+		fmt.Fprintf(w, "  failed: %s\n", f)
+	}
+}
