@@ -302,7 +302,6 @@ func (s *session) transfer(ctx context.Context) error {
 	return nil
 }
 
-
 // negotiate sends the OACK and waits for ACK 0, retransmitting the OACK.
 func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
 	deadline := time.Now().Add(s.timeout * time.Duration(s.srv.cfg.Retries+1))
