@@ -237,11 +237,11 @@ func (p *Packet) ClientArchs() (ArchList, bool) {
 
 // ClientArch returns the first architecture of option 93.
 func (p *Packet) ClientArch() (Arch, bool) {
-	l, ok := p.ClientArchs()
-	if !ok {
+	v, ok := p.Lookup(OptClientArch)
+	if !ok || len(v) < 2 || len(v)%2 != 0 {
 		return 0, false
 	}
-	return l.At(0), true
+	return Arch(binary.BigEndian.Uint16(v)), true
 }
 
 // NII is the client network interface identifier (option 94, RFC 4578):
@@ -313,35 +313,34 @@ var (
 
 // ParseVendorClass parses a vendor class identifier without allocating.
 func ParseVendorClass(v []byte) VendorClass {
-	vc := VendorClass{Raw: v}
+	var kind VendorKind
 	var rest []byte
 	switch {
 	case len(v) >= 9 && binary.LittleEndian.Uint64(v) == wordPXEClien && v[8] == 't':
-		vc.Kind, rest = VendorPXE, v[9:]
+		kind, rest = VendorPXE, v[9:]
 	case len(v) >= 10 && binary.LittleEndian.Uint64(v) == wordHTTPClie && v[8] == 'n' && v[9] == 't':
-		vc.Kind, rest = VendorHTTP, v[10:]
+		kind, rest = VendorHTTP, v[10:]
 	default:
-		return vc
+		return VendorClass{Raw: v}
 	}
 	// ":Arch:xxxxx" then ":UNDI:yyyzzz"
 	if len(rest) < 11 || binary.LittleEndian.Uint32(rest) != wordArch || rest[4] != 'h' || rest[5] != ':' {
-		return vc
+		return VendorClass{Raw: v, Kind: kind}
 	}
-	n, ok := digits5(rest[6:11])
-	if !ok || n > 0xffff {
-		return vc
+	arch, ok := digits5(rest[6:11])
+	if !ok || arch > 0xffff {
+		return VendorClass{Raw: v, Kind: kind}
 	}
-	vc.HasArch, vc.Arch = true, Arch(n)
 	rest = rest[11:]
 	if len(rest) < 12 || binary.LittleEndian.Uint32(rest) != wordUNDI || rest[4] != 'I' || rest[5] != ':' {
-		return vc
+		return VendorClass{Raw: v, Kind: kind, HasArch: true, Arch: Arch(arch)}
 	}
 	maj, ok1 := digits3(rest[6:9])
 	mnr, ok2 := digits3(rest[9:12])
-	if ok1 && ok2 {
-		vc.HasUNDI, vc.UNDIMajor, vc.UNDIMinor = true, uint16(maj), uint16(mnr)
+	if !ok1 || !ok2 {
+		return VendorClass{Raw: v, Kind: kind, HasArch: true, Arch: Arch(arch)}
 	}
-	return vc
+	return VendorClass{Raw: v, Kind: kind, HasArch: true, Arch: Arch(arch), HasUNDI: true, UNDIMajor: uint16(maj), UNDIMinor: uint16(mnr)}
 }
 
 func digits3(b []byte) (int, bool) {

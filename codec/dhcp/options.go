@@ -105,15 +105,15 @@ func (it *OptionIter) Area() Area { return it.cur }
 // or, when the option is split over several instances (RFC 3396), their
 // concatenation in wire order (held inside p). ok is false when absent.
 func (p *Packet) Lookup(code uint8) (data []byte, ok bool) {
-	k, ok := p.entry(code)
-	if !ok {
+	k := int(p.idx[code])
+	e := &p.dense[k]
+	if k >= p.ndense || e.code != code {
 		return nil, false
 	}
-	e := &p.dense[k]
-	if e.count == 1 {
-		return p.raw[e.off : e.off+uint32(e.n) : e.off+uint32(e.n)], true
+	if e.count > 1 {
+		return p.long[e.off : e.off+e.total : e.off+e.total], true
 	}
-	return p.long[e.long : e.long+e.total : e.long+e.total], true
+	return p.raw[e.off : e.off+e.total : e.off+e.total], true
 }
 
 // Has reports whether option code is present.

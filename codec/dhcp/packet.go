@@ -47,6 +47,8 @@ const (
 // Magic is the DHCP magic cookie 99.130.83.99 that follows the BOOTP header.
 var Magic = [4]byte{99, 130, 83, 99}
 
+const magicWord = 99<<24 | 130<<16 | 83<<8 | 99
+
 // BOOTP op codes.
 const (
 	OpRequest uint8 = 1
@@ -118,11 +120,9 @@ const (
 // optEntry records every instance of one option code seen by Decode.
 type optEntry struct {
 	code  uint8
-	n     uint8  // length of the first instance
-	off   uint32 // offset of the first instance's data in raw
 	count uint32 // number of instances
-	total uint32 // summed length of all instances
-	long  uint32 // offset in Packet.long of the joined value when count > 1
+	off   uint32 // offset of the value: in raw (one instance) or in long (joined)
+	total uint32 // length of the value: summed over all instances
 }
 
 // Packet is a decoded BOOTP/DHCP message. Decode fills it; it aliases the
@@ -175,7 +175,7 @@ func (p *Packet) Decode(msg []byte) error {
 	if int(msg[offHLen]) > MaxCHAddrLen {
 		return p.fail(offHLen, "hlen", -1, ReasonHLen)
 	}
-	if msg[offCookie] != Magic[0] || msg[offCookie+1] != Magic[1] || msg[offCookie+2] != Magic[2] || msg[offCookie+3] != Magic[3] {
+	if binary.BigEndian.Uint32(msg[offCookie:]) != magicWord {
 		return p.fail(offCookie, "magic cookie", -1, ReasonCookie)
 	}
 	p.Op = msg[offOp]
@@ -201,7 +201,7 @@ func (p *Packet) Decode(msg []byte) error {
 	if i, ok := p.entry(OptOverload); ok {
 		e := &p.dense[i]
 		v := msg[e.off]
-		if e.count != 1 || e.n != 1 || v < 1 || v > 3 {
+		if e.count != 1 || e.total != 1 || v < 1 || v > 3 {
 			return p.fail(int(e.off)-2, "option overload", int(OptOverload), ReasonOverloadValue)
 		}
 		p.overload = v
@@ -267,7 +267,7 @@ func (p *Packet) scan(msg []byte, start, limit int) (end, split bool, err error)
 		} else {
 			p.idx[c] = uint8(nd)
 			e = &p.dense[nd&0xff]
-			e.code, e.n, e.off, e.count, e.total = c, uint8(n), uint32(i+2), 1, uint32(n)
+			e.code, e.off, e.count, e.total = c, uint32(i+2), 1, uint32(n)
 			nd++
 		}
 		i = next
@@ -288,7 +288,7 @@ func (p *Packet) joinLong() error {
 		if used+e.total > MaxLongOptionBytes {
 			return p.fail(int(e.off)-2, "option", int(e.code), ReasonLongOptionsSpace)
 		}
-		e.long = used
+		e.off = used
 		dst := p.long[used:used]
 		it := p.Options()
 		for it.Next() {
