@@ -42,7 +42,7 @@ type agentLab struct {
 	serverIP netip.Addr
 }
 
-func startAgent(t *testing.T, subnet string, extra ...string) *agentLab {
+func startAgent(t testing.TB, subnet string, extra ...string) *agentLab {
 	t.Helper()
 	if err := netlab.Available(); err != nil {
 		t.Fatalf("needs root and iproute2: %v", err)
@@ -100,7 +100,7 @@ func startAgent(t *testing.T, subnet string, extra ...string) *agentLab {
 // the test ends. netlab starts processes with Pdeathsig, which fires when
 // the forking thread exits, and Host.Do ends the threads it locks: a
 // process forked from a thread that Do later takes would be killed.
-func startOnPinnedThread(t *testing.T, l *netlab.Lab, cmd *exec.Cmd) error {
+func startOnPinnedThread(t testing.TB, l *netlab.Lab, cmd *exec.Cmd) error {
 	errc := make(chan error, 1)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
@@ -114,7 +114,7 @@ func startOnPinnedThread(t *testing.T, l *netlab.Lab, cmd *exec.Cmd) error {
 }
 
 // stop ends the agent with SIGTERM and reads the counters it wrote.
-func (al *agentLab) stop(t *testing.T) agentCounters {
+func (al *agentLab) stop(t testing.TB) agentCounters {
 	t.Helper()
 	_ = al.agent.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

@@ -32,16 +32,18 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	Clients    int           `json:"clients"`
-	Exchanges  uint64        `json:"exchanges"` // full DISCOVER..ACK exchanges completed
-	Timeouts   uint64        `json:"timeouts"`  // steps that got no reply in time
-	Elapsed    time.Duration `json:"elapsed_ns"`
-	PerSecond  float64       `json:"exchanges_per_second"`
-	P50        time.Duration `json:"p50_ns"`
-	P90        time.Duration `json:"p90_ns"`
-	P99        time.Duration `json:"p99_ns"`
-	Max        time.Duration `json:"max_ns"`
-	FramesSent uint64        `json:"frames_sent"`
+	Clients   int    `json:"clients"`
+	Exchanges uint64 `json:"exchanges"` // full DISCOVER..ACK exchanges completed
+	// ClientsServed is how many clients completed at least one exchange.
+	ClientsServed int           `json:"clients_served"`
+	Timeouts      uint64        `json:"timeouts"` // steps that got no reply in time
+	Elapsed       time.Duration `json:"elapsed_ns"`
+	PerSecond     float64       `json:"exchanges_per_second"`
+	P50           time.Duration `json:"p50_ns"`
+	P90           time.Duration `json:"p90_ns"`
+	P99           time.Duration `json:"p99_ns"`
+	Max           time.Duration `json:"max_ns"`
+	FramesSent    uint64        `json:"frames_sent"`
 }
 
 func (r Result) String() string {
@@ -73,6 +75,9 @@ type reply struct {
 	// OFFER has no menu (UEFI clients of peerboot).
 	bootItem uint16
 	hasItem  bool
+	// pxe is true when the reply is a PXE answer (option 60 PXEClient)
+	// and, for an ACK, names a boot file.
+	pxe bool
 }
 
 type client struct {
@@ -156,12 +161,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	close(stopRecv)
 	recvWG.Wait()
 	var all []time.Duration
+	served := 0
 	for _, l := range lat {
 		all = append(all, l...)
+		if len(l) > 0 {
+			served++
+		}
 	}
 	slices.Sort(all)
-	r := Result{Clients: len(clients), Exchanges: done.Load(), Timeouts: timeouts.Load(), Elapsed: elapsed,
-		FramesSent: sent.Load()}
+	r := Result{Clients: len(clients), ClientsServed: served, Exchanges: done.Load(), Timeouts: timeouts.Load(),
+		Elapsed: elapsed, FramesSent: sent.Load()}
 	r.PerSecond = float64(r.Exchanges) / elapsed.Seconds()
 	if n := len(all); n > 0 {
 		r.P50, r.P90, r.P99, r.Max = all[n*50/100], all[n*90/100], all[n*99/100], all[n-1]
@@ -229,6 +238,8 @@ func receive(fd int, clients []*client, stop <-chan struct{}) {
 		}
 		mt, _ := pkt.MessageType()
 		r := reply{typ: mt, srcMAC: f.Eth.Src, src: netip.AddrFrom4(f.IP.Src), at: time.Now()}
+		vc, ok := pkt.VendorClassRaw()
+		r.pxe = ok && string(vc) == "PXEClient" && (mt != dhcp.Ack || len(pkt.BootFile()) > 0)
 		if v, ok := pkt.PXEOptions(); ok {
 			if m := v.BootMenu(); m.Next() {
 				r.bootItem, r.hasItem = m.Type(), true
@@ -328,7 +339,7 @@ func (c *client) loop(ctx context.Context, fd, ifIndex int, timeout time.Duratio
 		for {
 			select {
 			case r := <-c.replies:
-				if r.typ == want {
+				if r.typ == want && r.pxe {
 					return r, true
 				}
 			case <-t.C:

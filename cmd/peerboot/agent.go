@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,7 @@ type agentConfig struct {
 	IgnoreMACs  listFlag
 	Snooping    bool
 	Workers     int
+	MaxProcs    int
 	PerMACRate  float64
 	GlobalRate  float64
 	DecisionTTL time.Duration
@@ -70,6 +72,7 @@ func (c *agentConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.IgnoreMACs, "ignore-mac", "MAC address never answered, repeatable")
 	fs.BoolVar(&c.Snooping, "snooping", false, "DHCP-snooping mode: serve on 2067 and answer on 2068")
 	fs.IntVar(&c.Workers, "workers", 2, "packet handler goroutines")
+	fs.IntVar(&c.MaxProcs, "max-procs", 0, "CPU cores the agent runs Go code on at once (GOMAXPROCS; 0: the runtime's default)")
 	fs.Float64Var(&c.PerMACRate, "per-mac-rate", 4, "requests per second answered per client (negative: no limit)")
 	fs.Float64Var(&c.GlobalRate, "global-rate", 20000, "requests per second answered in total (negative: no limit)")
 	fs.DurationVar(&c.DecisionTTL, "decision-ttl", 5*time.Minute, "how long retries of a client get the same answer")
@@ -242,6 +245,9 @@ func sumCounters(cs ...engine.Counters) engine.Counters {
 func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if a.cfg.MaxProcs > 0 {
+		runtime.GOMAXPROCS(a.cfg.MaxProcs)
+	}
 	srv, err := pxe.New(ctx, pxe.Config{
 		ServerIP: a.serverIP, Decider: a.decider, Snooping: a.cfg.Snooping,
 		PerMACRate: a.cfg.PerMACRate, PerMACBurst: 8, GlobalRate: a.cfg.GlobalRate, GlobalBurst: 2000,
