@@ -95,32 +95,25 @@ func (c Config) withDefaults() (Config, error) {
 	} else if *c.Weight > 99 {
 		return c, fmt.Errorf("election: weight %d is above 99", *c.Weight)
 	}
-	if c.ElectionWait <= 0 {
-		c.ElectionWait = DefaultElectionWait
-	}
-	if c.Reserve <= 0 {
-		c.Reserve = DefaultReserve
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
+	orDefault(&c.ElectionWait, DefaultElectionWait)
+	orDefault(&c.Reserve, DefaultReserve)
+	orDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	if c.HeartbeatInterval < 50*time.Millisecond || c.HeartbeatInterval > time.Minute {
 		return c, fmt.Errorf("election: heartbeat interval %v outside 50ms..1m", c.HeartbeatInterval)
 	}
-	if c.FailoverDepth <= 0 {
-		c.FailoverDepth = DefaultFailoverDepth
-	}
-	if c.MaxClockSkew <= 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if c.MaxMembers <= 0 {
-		c.MaxMembers = DefaultMaxMembers
-	}
-	if c.MaxClients <= 0 {
-		c.MaxClients = DefaultMaxClients
-	}
+	orDefault(&c.FailoverDepth, DefaultFailoverDepth)
+	orDefault(&c.MaxClockSkew, DefaultMaxClockSkew)
+	orDefault(&c.MaxMembers, DefaultMaxMembers)
+	orDefault(&c.MaxClients, DefaultMaxClients)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// orDefault sets *v to def when it is zero or negative.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
