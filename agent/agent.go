@@ -233,7 +233,9 @@ func (a *Agent) fetchSet(ctx context.Context, etag string, wait time.Duration) (
 		a.centralUp.Store(false)
 		return etag, false, err
 	}
-	a.centralUp.Store(true)
+	if !a.centralUp.Swap(true) && a.spool != nil {
+		a.spool.Kick() // Central is back: send what queued up
+	}
 	now := time.Now()
 	if set == nil {
 		a.decider.Confirm(now)
@@ -452,7 +454,7 @@ func (a *Agent) watchSet(ctx context.Context, etag string) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 15*time.Second)
+			backoff = min(2*backoff, 4*time.Second)
 			continue
 		}
 		backoff = time.Second

@@ -285,6 +285,18 @@ func (s *Site) Health(ctx context.Context, i int) (agent.Health, error) {
 	return h, err
 }
 
+// Metrics reads agent i's /metrics.
+func (s *Site) Metrics(ctx context.Context, i int) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.AgentAddr(i).String()+":9120/metrics", nil)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
 // AgentAddr is agent i's address.
 func (s *Site) AgentAddr(i int) netip.Addr {
 	return netip.MustParseAddr(host(s.Lab.Prefix, byte(11+i)))

@@ -178,6 +178,14 @@ func (s *Spool) Append(evs ...model.Event) error {
 	return nil
 }
 
+// Kick makes Run try again now (e.g. when Central is back).
+func (s *Spool) Kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Pending is the number of events not yet acknowledged by Central.
 func (s *Spool) Pending() int {
 	s.mu.Lock()
@@ -352,7 +360,7 @@ func (s *Spool) dropAcked(cur cursor) error {
 }
 
 // Run flushes whenever events are appended, and retries failures with
-// backoff (from retry up to a minute), until ctx ends.
+// backoff (from retry up to 15s; Kick retries at once), until ctx ends.
 func (s *Spool) Run(ctx context.Context, send Send, retry time.Duration) {
 	if retry <= 0 {
 		retry = time.Second
@@ -373,7 +381,7 @@ func (s *Spool) Run(ctx context.Context, send Send, retry time.Duration) {
 			}
 			s.log.Debug("spool: events kept for later", "pending", s.Pending(), "err", err)
 			t.Reset(backoff)
-			backoff = min(2*backoff, time.Minute)
+			backoff = min(2*backoff, 15*time.Second)
 			continue
 		}
 		backoff = retry

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -41,7 +43,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	qemu := fs.Bool("qemu", false, "also boot a real UEFI and a real BIOS virtual machine (not available yet)")
 	imageMB := fs.Int("image-mb", 4, "size of the largest demo boot file in MiB")
 	parallel := fs.Int("parallel", 10, "clients booting at the same time")
+	fs.SetOutput(io.Discard) // a bad flag is one line; -h prints the flags
 	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "usage: peerboot demo [--clients N] [--json] (as root)")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
