@@ -1,0 +1,297 @@
+package tftp
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	pintftp "github.com/pin/tftp/v3"
+
+	"github.com/peerboot/peerboot/internal/netlab"
+	"github.com/peerboot/peerboot/tftp/client"
+)
+
+// Peer server binaries; override with environment variables. atftpd
+// conflicts with tftpd-hpa as a Debian package, so it is usually unpacked
+// with `apt-get download atftpd && dpkg -x atftpd_*.deb DIR` and found
+// through PEERBOOT_ATFTPD=DIR/usr/sbin/atftpd.
+func peerBinary(b *testing.B, env, def string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	p, err := exec.LookPath(def)
+	if err != nil {
+		b.Fatalf("%s not found (set %s): %v", def, env, err)
+	}
+	return p
+}
+
+var (
+	fixtureOnce sync.Once
+	fixtureDir  string
+	peerbootBin string
+	fixtureErr  error
+)
+
+const (
+	singleSize     = 100 << 20
+	concurrentSize = 20 << 20
+	concurrency    = 200
+)
+
+// fixture writes the test files and builds the peerboot binary once.
+func fixture(b *testing.B) string {
+	fixtureOnce.Do(func() {
+		fixtureDir, fixtureErr = os.MkdirTemp("/tmp", "peerboot-tftp-bench-")
+		if fixtureErr != nil {
+			return
+		}
+		os.Chmod(fixtureDir, 0o755)
+		for name, size := range map[string]int64{"single.bin": singleSize, "conc.bin": concurrentSize} {
+			f, err := os.Create(filepath.Join(fixtureDir, name))
+			if err != nil {
+				fixtureErr = err
+				return
+			}
+			io.CopyN(f, rand.Reader, size)
+			f.Close()
+			os.Chmod(f.Name(), 0o644)
+		}
+		peerbootBin = filepath.Join(fixtureDir, "peerboot")
+		out, err := exec.Command("go", "build", "-o", peerbootBin, "github.com/peerboot/peerboot/cmd/peerboot").CombinedOutput()
+		if err != nil {
+			fixtureErr = fmt.Errorf("build peerboot: %v: %s", err, out)
+		}
+	})
+	if fixtureErr != nil {
+		b.Fatal(fixtureErr)
+	}
+	b.Cleanup(func() {})
+	return fixtureDir
+}
+
+// startProcess runs a server process and waits until its UDP port is bound.
+func startProcess(b *testing.B, port int, name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", name, err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitBound(b, port)
+	return cmd
+}
+
+func waitBound(b *testing.B, port int) {
+	for i := 0; i < 100; i++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			return // taken: the server is up
+		}
+		c.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("server did not bind port %d", port)
+}
+
+type server struct {
+	name    string
+	windows []int
+	start   func(b *testing.B, root string, port int)
+}
+
+var servers = []server{
+	{"peerboot", []int{1, 16, 64}, func(b *testing.B, root string, port int) {
+		startProcess(b, port, peerbootBin, "tftp", "serve", "--root", root, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	}},
+	{"atftpd", []int{1, 16, 64}, func(b *testing.B, root string, port int) {
+		startProcess(b, port, peerBinary(b, "PEERBOOT_ATFTPD", "atftpd"), "--daemon", "--no-fork", "--port", strconv.Itoa(port),
+			"--bind-address", "127.0.0.1", "--user", "nobody", "--group", "nogroup", "--logfile", "/dev/null", root)
+	}},
+	{"tftpd-hpa", []int{1}, func(b *testing.B, root string, port int) {
+		startProcess(b, port, peerBinary(b, "PEERBOOT_TFTPD_HPA", "in.tftpd"), "-L", "-a", fmt.Sprintf("127.0.0.1:%d", port), "-s", "-u", "nobody", root)
+	}},
+	{"pin-tftp", []int{1}, func(b *testing.B, root string, port int) {
+		s := pintftp.NewServer(func(name string, rf io.ReaderFrom) error {
+			f, err := os.Open(filepath.Join(root, filepath.Base(name)))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if st, err := f.Stat(); err == nil {
+				rf.(pintftp.OutgoingTransfer).SetSize(st.Size())
+			}
+			_, err = rf.ReadFrom(f)
+			return err
+		}, nil)
+		s.SetBlockSize(65464)
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go s.Serve(conn)
+		b.Cleanup(s.Shutdown)
+	}},
+}
+
+func download(b *testing.B, addr, name string, blksize, window int, want int64) client.Result {
+	res, err := client.Get(context.Background(), addr, name, io.Discard,
+		client.Options{Blksize: blksize, Windowsize: window, Tsize: true, Dally: -1})
+	if err != nil {
+		b.Fatalf("download from %s: %v", addr, err)
+	}
+	if res.Bytes != want {
+		b.Fatalf("downloaded %d bytes, want %d", res.Bytes, want)
+	}
+	return res
+}
+
+// BenchmarkSingleStream downloads 100 MiB over loopback from each server
+// with peerboot's client at blksize 1468 and windowsize 1, 16 and 64 where
+// the server supports windowsize.
+func BenchmarkSingleStream(b *testing.B) {
+	root := fixture(b)
+	port := 17100
+	for _, s := range servers {
+		port++
+		b.Run(s.name, func(b *testing.B) {
+			s.start(b, root, port)
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			for _, w := range s.windows {
+				b.Run(fmt.Sprintf("1468x%d", w), func(b *testing.B) { benchDownload(b, addr, w) })
+			}
+		})
+	}
+	b.Run("dnsmasq", func(b *testing.B) {
+		// dnsmasq's TFTP port is fixed at 69: run it in its own namespace.
+		if err := netlab.Available(); err != nil {
+			b.Fatal(err)
+		}
+		l, err := netlab.New("198.18.99.0/24")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Close() })
+		h, err := l.AddHost("dnsmasq", "198.18.99.1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := h.Command(context.Background(), peerBinary(b, "PEERBOOT_DNSMASQ", "dnsmasq"), "--keep-in-foreground", "--conf-file=/dev/null",
+			"--port=0", "--enable-tftp=eth0", "--tftp-root="+root, "--listen-address=198.18.99.1", "--bind-interfaces",
+			"--pid-file=", "--user=nobody", "--group=nogroup", "--log-facility=/dev/null")
+		if err := l.Start(cmd); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("1468x1", func(b *testing.B) {
+			var last error
+			for i := 0; i < 50; i++ { // wait until dnsmasq answers
+				last = h.Do(func() error {
+					_, err := client.Get(context.Background(), "198.18.99.1:69", "missing", io.Discard, client.Options{Timeout: 100 * time.Millisecond, Retries: 1})
+					if _, ok := err.(*client.ServerError); ok {
+						return nil
+					}
+					return fmt.Errorf("dnsmasq not answering: %v", err)
+				})
+				if last == nil {
+					break
+				}
+			}
+			if last != nil {
+				b.Fatal(last)
+			}
+			var total time.Duration
+			for b.Loop() {
+				h.Do(func() error {
+					total += download(b, "198.18.99.1:69", "single.bin", 1468, 1, singleSize).Duration
+					return nil
+				})
+			}
+			b.ReportMetric(float64(singleSize)*float64(b.N)/total.Seconds()/1e6, "MB/s")
+		})
+	})
+}
+
+func benchDownload(b *testing.B, addr string, window int) {
+	var total time.Duration
+	var res client.Result
+	for b.Loop() {
+		res = download(b, addr, "single.bin", 1468, window, singleSize)
+		total += res.Duration
+	}
+	if window > 1 && res.Windowsize != window {
+		b.Fatalf("server granted windowsize %d, asked %d", res.Windowsize, window)
+	}
+	b.ReportMetric(float64(singleSize)*float64(b.N)/total.Seconds()/1e6, "MB/s")
+}
+
+// BenchmarkConcurrent200 runs 200 simultaneous 20 MiB downloads (1468 x 16)
+// against one peerboot server process and reports the aggregate MB/s and the
+// server's peak resident memory.
+func BenchmarkConcurrent200(b *testing.B) {
+	root := fixture(b)
+	port := 17200
+	cmd := startProcess(b, port, peerbootBin, "tftp", "serve", "--root", root, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var wall time.Duration
+	for b.Loop() {
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make(chan error, concurrency)
+		for i := 0; i < concurrency; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := client.Get(context.Background(), addr, "conc.bin", io.Discard,
+					client.Options{Blksize: 1468, Windowsize: 16, Tsize: true, Dally: -1, RecvBuffer: 1 << 20, Timeout: 2 * time.Second, Retries: 10})
+				if err == nil && res.Bytes != concurrentSize {
+					err = fmt.Errorf("got %d bytes", res.Bytes)
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		wall += time.Since(start)
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				b.Fatalf("a concurrent transfer failed: %v", err)
+			}
+		}
+	}
+	b.ReportMetric(float64(concurrentSize)*concurrency*float64(b.N)/wall.Seconds()/1e6, "MB/s")
+	rss := peakRSS(b, cmd.Process.Pid)
+	b.ReportMetric(float64(rss)/(1<<20), "peakRSS-MiB")
+	if rss >= 150<<20 {
+		b.Errorf("server peak RSS %d MiB, want < 150 MiB", rss>>20)
+	}
+}
+
+func peakRSS(b *testing.B, pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}
