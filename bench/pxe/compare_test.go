@@ -179,7 +179,10 @@ func BenchmarkProxyDHCP(b *testing.B) {
 	b.Run("server=peerboot", func(b *testing.B) {
 		const subnet = "198.18.44.0/24"
 		al := startAgent(b, subnet, append([]string{"--per-mac-rate", "-1", "--global-rate", "-1", "--log-level", "warn"}, strings.Fields(os.Getenv("PXEBENCH_AGENT_ARGS"))...)...)
-		reportLoad(b, al.lab, subnet, al.agent.Process.Pid)
+		exchanges := reportLoad(b, al.lab, subnet, al.agent.Process.Pid)
+		if c := al.stop(b); c.PXE.Acks < exchanges {
+			b.Fatalf("agent counted %d ACKs for %d completed exchanges", c.PXE.Acks, exchanges)
+		}
 	})
 	b.Run("server=dnsmasq", func(b *testing.B) {
 		const subnet = "198.18.45.0/24"
@@ -188,7 +191,9 @@ func BenchmarkProxyDHCP(b *testing.B) {
 	})
 }
 
-func reportLoad(b *testing.B, lab *netlab.Lab, subnet string, pid int) {
+// reportLoad runs b.N load runs and reports their figures; it returns the
+// exchanges completed.
+func reportLoad(b *testing.B, lab *netlab.Lab, subnet string, pid int) uint64 {
 	var total measured
 	var p99 time.Duration
 	b.ResetTimer()
@@ -208,4 +213,5 @@ func reportLoad(b *testing.B, lab *netlab.Lab, subnet string, pid int) {
 	b.ReportMetric(float64(total.Exchanges)/total.Elapsed.Seconds(), "exch/s")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(total.cpuPer1k(), "cpu-s/1k")
+	return total.Exchanges
 }

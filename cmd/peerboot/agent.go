@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,7 @@ type agentConfig struct {
 	Snooping    bool
 	Workers     int
 	MaxProcs    int
+	CPUProfile  string
 	PerMACRate  float64
 	GlobalRate  float64
 	DecisionTTL time.Duration
@@ -72,6 +74,7 @@ func (c *agentConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.IgnoreMACs, "ignore-mac", "MAC address never answered, repeatable")
 	fs.BoolVar(&c.Snooping, "snooping", false, "DHCP-snooping mode: serve on 2067 and answer on 2068")
 	fs.IntVar(&c.Workers, "workers", 2, "packet handler goroutines")
+	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file")
 	fs.IntVar(&c.MaxProcs, "max-procs", 0, "CPU cores the agent runs Go code on at once (GOMAXPROCS; 0: the runtime's default)")
 	fs.Float64Var(&c.PerMACRate, "per-mac-rate", 4, "requests per second answered per client (negative: no limit)")
 	fs.Float64Var(&c.GlobalRate, "global-rate", 20000, "requests per second answered in total (negative: no limit)")
@@ -247,6 +250,17 @@ func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	defer cancel()
 	if a.cfg.MaxProcs > 0 {
 		runtime.GOMAXPROCS(a.cfg.MaxProcs)
+	}
+	if a.cfg.CPUProfile != "" {
+		f, err := os.Create(a.cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("agent: cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("agent: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	srv, err := pxe.New(ctx, pxe.Config{
 		ServerIP: a.serverIP, Decider: a.decider, Snooping: a.cfg.Snooping,
