@@ -122,6 +122,7 @@ type Health struct {
 	ImagesHeld   []string `json:"images_held"`
 	ImagesNeeded []string `json:"images_needed"`
 	Members      int      `json:"election_members"`
+	ReadyMembers int      `json:"election_members_ready"`
 	EventsQueued int      `json:"events_pending"`
 }
 
@@ -132,7 +133,12 @@ func (a *Agent) health() Health {
 		ImagesHeld: a.cache.Held(), ImagesNeeded: a.cache.Needed(), EventsQueued: a.spool.Pending(),
 	}
 	if a.elector != nil {
-		h.Members = len(a.elector.Members())
+		for _, m := range a.elector.Members() {
+			h.Members++
+			if m.Ready {
+				h.ReadyMembers++
+			}
+		}
 	}
 	return h
 }

@@ -328,7 +328,7 @@ func (s *Site) WaitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		for {
 			h, err := s.Health(ctx, i)
-			if err == nil && h.Ready && len(h.ImagesHeld) == len(h.ImagesNeeded) && len(h.ImagesNeeded) > 0 && h.Members >= running {
+			if err == nil && h.Ready && len(h.ImagesHeld) == len(h.ImagesNeeded) && len(h.ImagesNeeded) > 0 && h.ReadyMembers >= running {
 				break
 			}
 			if !a.Running() {
@@ -390,46 +390,82 @@ var demoImages = []imageSpec{
 // addImages uploads the demo images and deploys each to unknown computers.
 func (s *Site) addImages(ctx context.Context) error {
 	for i, spec := range demoImages {
-		img := model.Image{ID: spec.id, Arch: spec.arch, Description: "peerboot demo image"}
 		names := make([]string, 0, len(spec.files))
 		for n := range spec.files {
 			names = append(names, n)
 		}
 		sortStrings(names)
+		files := map[string][]byte{}
 		for j, n := range names {
-			data := make([]byte, s.opts.ImageBytes*spec.files[n]/8)
-			r := rand.New(rand.NewPCG(uint64(i), uint64(j)))
-			for k := 0; k+8 <= len(data); k += 8 {
-				v := r.Uint64()
-				for b := 0; b < 8; b++ {
-					data[k+b] = byte(v >> (8 * b))
-				}
-			}
-			sum := sha256.Sum256(data)
-			hexsum := hex.EncodeToString(sum[:])
-			req, _ := http.NewRequestWithContext(ctx, "PUT", s.CentralURL+"/api/v1/blobs/"+hexsum, bytes.NewReader(data))
-			req.Header.Set("Authorization", "Bearer "+s.AdminToken)
-			resp, err := s.hc.Do(req)
-			if err != nil {
-				return err
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode >= 300 {
-				return fmt.Errorf("upload %s: %s: %s", n, resp.Status, body)
-			}
-			img.Files = append(img.Files, model.ImageFile{Name: n, Size: int64(len(data)), SHA256: hexsum})
+			files[n] = RandomBytes(s.opts.ImageBytes*spec.files[n]/8, uint64(i), uint64(j))
 		}
-		if err := s.admin.Do(ctx, "POST", "/api/v1/images", img, nil); err != nil {
-			return fmt.Errorf("image %s: %w", img.ID, err)
+		if _, err := s.AddImage(ctx, spec.id, spec.arch, spec.prio, files); err != nil {
+			return err
 		}
-		dep := model.Deployment{ID: "unknown-" + spec.id, UnknownComputers: true, ImageID: spec.id, Priority: spec.prio}
-		if err := s.admin.Do(ctx, "POST", "/api/v1/deployments", dep, nil); err != nil {
-			return fmt.Errorf("deployment %s: %w", dep.ID, err)
-		}
-		s.Images = append(s.Images, img)
 	}
 	return nil
+}
+
+// RandomBytes returns n reproducible pseudo-random bytes.
+func RandomBytes(n int, seed1, seed2 uint64) []byte {
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed1, seed2))
+	for k := 0; k+8 <= len(data); k += 8 {
+		v := r.Uint64()
+		for b := 0; b < 8; b++ {
+			data[k+b] = byte(v >> (8 * b))
+		}
+	}
+	return data
+}
+
+// AddImage uploads files as a boot image and deploys it to unknown
+// computers with a priority.
+func (s *Site) AddImage(ctx context.Context, id string, arch model.Arch, prio int, files map[string][]byte) (model.Image, error) {
+	img := model.Image{ID: id, Arch: arch, Description: "peerboot demo image"}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	for _, n := range names {
+		data := files[n]
+		sum := sha256.Sum256(data)
+		hexsum := hex.EncodeToString(sum[:])
+		req, _ := http.NewRequestWithContext(ctx, "PUT", s.CentralURL+"/api/v1/blobs/"+hexsum, bytes.NewReader(data))
+		req.Header.Set("Authorization", "Bearer "+s.AdminToken)
+		resp, err := s.hc.Do(req)
+		if err != nil {
+			return img, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return img, fmt.Errorf("upload %s: %s: %s", n, resp.Status, body)
+		}
+		img.Files = append(img.Files, model.ImageFile{Name: n, Size: int64(len(data)), SHA256: hexsum})
+	}
+	if err := s.admin.Do(ctx, "POST", "/api/v1/images", img, nil); err != nil {
+		return img, fmt.Errorf("image %s: %w", img.ID, err)
+	}
+	dep := model.Deployment{ID: "unknown-" + id, UnknownComputers: true, ImageID: id, Priority: prio}
+	if err := s.admin.Do(ctx, "POST", "/api/v1/deployments", dep, nil); err != nil {
+		return img, fmt.Errorf("deployment %s: %w", dep.ID, err)
+	}
+	s.Images = append(s.Images, img)
+	return img, nil
+}
+
+// CentralMetrics reads Central's /metrics.
+func (s *Site) CentralMetrics(ctx context.Context) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.CentralURL+"/metrics", nil)
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 func sortStrings(a []string) {
