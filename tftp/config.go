@@ -35,6 +35,15 @@ type Config struct {
 	// SinglePort answers from the listening socket instead of a new port
 	// per transfer (for NAT and containers).
 	SinglePort bool
+	// Uploads, when set, accepts write requests: each creates a new file
+	// through it (an existing name is refused with ERROR 6). When nil,
+	// every write request is refused with ERROR 2. DirSource is a sink
+	// that writes under the same root as it reads from.
+	Uploads FileSink
+	// MaxUploadSize bounds one upload (default 64 MiB): a larger tsize is
+	// refused at once, and a transfer growing past it is stopped with
+	// ERROR 3 and discarded.
+	MaxUploadSize int64
 	// SendMethod forces a batching method (tests); Auto detects.
 	SendMethod udpbatch.Method
 	// Logger receives one line per refused request and finished transfer
@@ -63,6 +72,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.MaxWindowBytes <= 0 {
 		d.MaxWindowBytes = 1 << 20
 	}
+	if d.MaxUploadSize <= 0 {
+		d.MaxUploadSize = 64 << 20
+	}
 	if d.Timeout <= 0 {
 		d.Timeout = time.Second
 	}
@@ -87,7 +99,8 @@ const (
 	OutcomeClientError Outcome = "client-error" // the client sent ERROR (e.g. after a tsize probe)
 	OutcomeTimeout     Outcome = "timeout"
 	OutcomeCanceled    Outcome = "canceled"
-	OutcomeFailed      Outcome = "failed" // local I/O error
+	OutcomeFailed      Outcome = "failed"  // local I/O error
+	OutcomeRefused     Outcome = "refused" // an upload stopped: too large, or its name appeared meanwhile
 )
 
 // TransferStats describes one finished transfer.
@@ -99,12 +112,19 @@ type TransferStats struct {
 	SentBytes   int64 // UDP payload bytes sent, retransmissions included
 	Blksize     int
 	Windowsize  int
-	Retransmits int64 // DATA packets sent more than once
+	Retransmits int64 // DATA packets sent more than once (uploads: received more than once)
 	Timeouts    int64 // retransmission timer expiries
 	GapRestarts int64 // windows restarted early because the client reported a gap
-	Duration    time.Duration
-	Outcome     Outcome
-	Err         error
+	// MinWindow is the smallest burst (blocks sent before waiting for an
+	// ACK) the loss control used; Windowsize when there was no loss.
+	// Regrowths counts the times the burst grew back to Windowsize after
+	// a decrease.
+	MinWindow int
+	Regrowths int64
+	Duration  time.Duration
+	Upload    bool // a write request: Bytes counts bytes received and stored
+	Outcome   Outcome
+	Err       error
 }
 
 // Counters are server-wide counts since start.

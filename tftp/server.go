@@ -130,7 +130,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte,
 		return
 	}
 	raw := string(req.Filename)
-	if req.Opcode == codec.OpWRQ {
+	if req.Opcode == codec.OpWRQ && s.cfg.Uploads == nil {
 		s.refuse(conn, from, codec.ErrCodeAccessViolation, "write requests are not allowed", raw, nil)
 		return
 	}
@@ -154,18 +154,41 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte,
 		s.refuseOpen(conn, from, raw, err)
 		return
 	}
-	f, err := s.files.open(s.cfg.Source, name)
+	var f *sharedFile
+	var up NewFile
+	if req.Opcode == codec.OpWRQ {
+		if req.Has(codec.OptTsize) && req.Tsize > s.cfg.MaxUploadSize {
+			s.refuse(conn, from, codec.ErrCodeDiskFull, "file too large", raw,
+				fmt.Errorf("tsize %d exceeds the upload limit %d", req.Tsize, s.cfg.MaxUploadSize))
+			return
+		}
+		up, err = s.cfg.Uploads.Create(name)
+	} else {
+		f, err = s.files.open(s.cfg.Source, name)
+	}
 	if err != nil {
 		s.refuseOpen(conn, from, raw, err)
 		return
 	}
-	sess, err := s.newSession(ctx, conn, from, localAddr(conn, oob), name, f, &req.Options)
+	release := func() {
+		if f != nil {
+			s.files.release(f)
+		}
+	}
+	sess, err := s.newSession(ctx, conn, from, localAddr(conn, oob), name, f, up, &req.Options)
 	if err != nil {
-		s.files.release(f)
+		release()
+		if up != nil {
+			up.Abort()
+		}
 		s.refuse(conn, from, codec.ErrCodeNotDefined, "server error", raw, err)
 		return
 	}
 	if sess == nil {
+		release()
+		if up != nil {
+			up.Abort()
+		}
 		return // refused during negotiation
 	}
 	s.mu.Lock()
@@ -180,7 +203,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte,
 		delete(s.sessions, from)
 		s.mu.Unlock()
 		s.active.Add(-1)
-		s.files.release(f)
+		release()
 	}()
 }
 
@@ -188,6 +211,8 @@ func (s *Server) refuseOpen(conn *net.UDPConn, to netip.AddrPort, raw string, er
 	switch {
 	case errors.Is(err, ErrNotFound):
 		s.refuse(conn, to, codec.ErrCodeFileNotFound, "file not found", raw, err)
+	case errors.Is(err, ErrExists):
+		s.refuse(conn, to, codec.ErrCodeFileExists, "file already exists", raw, err)
 	default:
 		s.refuse(conn, to, codec.ErrCodeAccessViolation, "access violation", raw, err)
 	}

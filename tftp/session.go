@@ -23,10 +23,19 @@ const (
 	inboxLength = 64
 )
 
-// inPacket is one datagram handed to a single-port session.
+// inPacket is one datagram handed to a single-port session: ACKs fit in b;
+// an upload's DATA packets longer than b are copied to big.
 type inPacket struct {
-	n int
-	b [516]byte
+	n   int
+	b   [516]byte
+	big []byte
+}
+
+func (p *inPacket) bytes() []byte {
+	if p.big != nil {
+		return p.big
+	}
+	return p.b[:p.n]
 }
 
 // session is one read transfer. All its buffers are allocated when it
@@ -41,6 +50,7 @@ type session struct {
 	timer  *time.Timer
 	sender *udpbatch.Sender
 	file   *sharedFile
+	upload NewFile // set for a write request
 
 	oack    []byte // nil when no option was accepted
 	blksize int
@@ -67,9 +77,15 @@ type session struct {
 }
 
 func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer netip.AddrPort, local netip.Addr,
-	name string, f *sharedFile, req *codec.Options) (*session, error) {
-	s := &session{srv: srv, peer: peer, file: f, size: f.Size(), timeout: srv.cfg.Timeout,
-		stats: TransferStats{Client: peer.String(), File: name, Size: f.Size()}}
+	name string, f *sharedFile, up NewFile, req *codec.Options) (*session, error) {
+	s := &session{srv: srv, peer: peer, file: f, upload: up, timeout: srv.cfg.Timeout,
+		stats: TransferStats{Client: peer.String(), File: name, Upload: up != nil}}
+	if f != nil {
+		s.size = f.Size()
+	} else if req.Has(codec.OptTsize) {
+		s.size = req.Tsize // announced by the uploading client
+	}
+	s.stats.Size = s.size
 	if srv.cfg.SinglePort {
 		s.conn, s.single = listener, true
 		s.inbox = make(chan inPacket, inboxLength)
@@ -121,12 +137,17 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 		s.oack, _ = codec.AppendOACK(nil, &ack)
 	}
 	s.cwnd = s.window
+	s.stats.MinWindow = s.window
 	s.stride = 4 + s.blksize
+	s.stats.Blksize, s.stats.Windowsize = s.blksize, s.window
+	if up != nil {
+		s.rbuf = make([]byte, s.stride+1) // one byte more reveals an oversized block
+		return s, nil
+	}
 	s.nblocks = s.size/int64(s.blksize) + 1
 	s.buf = make([]byte, s.window*s.stride)
 	s.iovs = make([]unix.Iovec, s.window)
 	s.rbuf = make([]byte, 1024)
-	s.stats.Blksize, s.stats.Windowsize = s.blksize, s.window
 	var dst netip.AddrPort
 	if s.single {
 		dst = peer
@@ -167,7 +188,11 @@ func pathMTU(c *net.UDPConn) int {
 // is dropped when the session's inbox is full.
 func (s *session) deliver(pkt []byte) {
 	var p inPacket
-	p.n = copy(p.b[:], pkt)
+	if len(pkt) > len(p.b) {
+		p.big = append([]byte(nil), pkt...)
+	} else {
+		p.n = copy(p.b[:], pkt)
+	}
 	select {
 	case s.inbox <- p:
 	default:
@@ -182,8 +207,16 @@ func (s *session) run(ctx context.Context) {
 		stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 		defer stop()
 	}
-	err := s.transfer(ctx)
+	var err error
+	if s.upload != nil {
+		err = s.receiveUpload(ctx)
+	} else {
+		err = s.transfer(ctx)
+	}
 	s.stats.Duration = time.Since(start)
+	if s.upload != nil && err == nil {
+		s.dallyUpload(ctx)
+	}
 	s.stats.Err = err
 	switch {
 	case err == nil:
@@ -197,6 +230,15 @@ func (s *session) run(ctx context.Context) {
 	case errors.Is(err, errTimeout):
 		s.stats.Outcome = OutcomeTimeout
 		s.sendError(codec.ErrCodeNotDefined, "timeout")
+	case errors.Is(err, errTooLarge):
+		s.stats.Outcome = OutcomeRefused
+		s.sendError(codec.ErrCodeDiskFull, "file too large")
+	case errors.Is(err, ErrExists):
+		s.stats.Outcome = OutcomeRefused
+		s.sendError(codec.ErrCodeFileExists, "file already exists")
+	case errors.Is(err, errBadBlock):
+		s.stats.Outcome = OutcomeFailed
+		s.sendError(codec.ErrCodeIllegalOperation, "block larger than blksize")
 	default:
 		s.stats.Outcome = OutcomeFailed
 		s.sendError(codec.ErrCodeNotDefined, "server error")
@@ -209,7 +251,8 @@ func (s *session) run(ctx context.Context) {
 		level = "warn"
 	}
 	args := []any{"client", s.stats.Client, "file", s.stats.File, "bytes", s.stats.Bytes, "size", s.stats.Size,
-		"blksize", s.blksize, "windowsize", s.window, "retransmits", s.stats.Retransmits,
+		"upload", s.stats.Upload, "blksize", s.blksize, "windowsize", s.window, "cwnd_min", s.stats.MinWindow,
+		"retransmits", s.stats.Retransmits,
 		"duration", s.stats.Duration, "outcome", s.stats.Outcome}
 	if err != nil {
 		args = append(args, "err", err)
@@ -272,7 +315,7 @@ func (s *session) transfer(ctx context.Context) error {
 		if acked < 0 { // timeout: resend the window with a smaller burst
 			timeouts++
 			s.stats.Timeouts++
-			s.cwnd = max(1, s.cwnd/2)
+			s.setCwnd(max(1, s.cwnd/2))
 			rto = min(2*rto, s.timeout)
 			if timeouts > s.srv.cfg.Retries && time.Since(lastProgress) >= s.timeout*time.Duration(s.srv.cfg.Retries) {
 				return fmt.Errorf("%w: no ACK for block %d after %d retransmissions", errTimeout, base, timeouts)
@@ -286,12 +329,12 @@ func (s *session) transfer(ctx context.Context) error {
 			if !retransmitted {
 				s.sampleRTT(lastProgress.Sub(sentAt))
 			}
-			s.cwnd = min(s.cwnd+1, s.window)
+			s.setCwnd(min(s.cwnd+1, s.window))
 		case acked >= next-1:
 			// Progress past everything sent this round (the client filled
 			// a gap from blocks it kept): neither loss nor a full window.
 		default:
-			s.cwnd = max(1, s.cwnd/2) // the client reported a gap
+			s.setCwnd(max(1, s.cwnd/2)) // the client reported a gap
 			s.stats.GapRestarts++
 		}
 		rto = s.rto()
@@ -322,6 +365,15 @@ func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
 		}
 		rto = min(2*rto, s.timeout)
 	}
+}
+
+// setCwnd changes the burst size and keeps its statistics.
+func (s *session) setCwnd(n int) {
+	if n == s.window && s.cwnd < s.window {
+		s.stats.Regrowths++
+	}
+	s.cwnd = n
+	s.stats.MinWindow = min(s.stats.MinWindow, n)
 }
 
 func (s *session) sampleRTT(r time.Duration) {
@@ -489,7 +541,7 @@ func (s *session) recv(ctx context.Context, deadline time.Time) ([]byte, error) 
 		select {
 		case p := <-s.inbox:
 			s.timer.Stop()
-			n := copy(s.rbuf, p.b[:p.n])
+			n := copy(s.rbuf, p.bytes())
 			return s.rbuf[:n], nil
 		case <-s.timer.C:
 			return nil, nil
@@ -520,7 +572,7 @@ func (s *session) poll() ([]byte, error) {
 	if s.single {
 		select {
 		case p := <-s.inbox:
-			n := copy(s.rbuf, p.b[:p.n])
+			n := copy(s.rbuf, p.bytes())
 			return s.rbuf[:n], nil
 		default:
 			return nil, nil

@@ -82,6 +82,9 @@ func (d *DirSource) Close() error { return d.root.Close() }
 
 // Open implements FileSource.
 func (d *DirSource) Open(name string) (File, error) {
+	if strings.HasPrefix(path.Base(name), uploadPrefix) {
+		return nil, fmt.Errorf("%s is an upload in progress: %w", name, ErrNotFound)
+	}
 	f, err := d.open(name)
 	if errors.Is(err, fs.ErrNotExist) && !d.CaseSensitive {
 		if alt, ok := d.foldLookup(name); ok {

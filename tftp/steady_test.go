@@ -39,7 +39,7 @@ func newTestSession(t *testing.T, root, name string, blksize, window int, method
 	opts.SetBlksize(int64(blksize))
 	opts.SetWindowsize(int64(window))
 	sess, err := srv.newSession(context.Background(), nil, peer.LocalAddr().(*net.UDPAddr).AddrPort(),
-		netip.MustParseAddr("127.0.0.1"), name, f, &opts)
+		netip.MustParseAddr("127.0.0.1"), name, f, nil, &opts)
 	if err != nil || sess == nil {
 		t.Fatalf("newSession: %v", err)
 	}

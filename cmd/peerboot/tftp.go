@@ -42,6 +42,8 @@ func runTFTPServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	retries := fs.Int("retries", 5, "retransmissions without progress before a transfer is abandoned")
 	singlePort := fs.Bool("single-port", false, "answer from the listening port (NAT, containers)")
 	caseSensitive := fs.Bool("case-sensitive", false, "disable the case-insensitive file lookup")
+	allowWrite := fs.Bool("allow-write", false, "accept write requests: new files only, under the root (default: refused with ERROR 2)")
+	maxUpload := fs.Int64("max-upload-size", 64<<20, "largest file a write request may store, in bytes")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,8 +57,13 @@ func runTFTPServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer src.Close()
 	src.CaseSensitive = *caseSensitive
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	srv, err := tftp.New(tftp.Config{Source: src, MaxBlksize: *maxBlksize, MaxWindowsize: *maxWindow,
-		MaxSessions: *maxSessions, Timeout: *timeout, Retries: *retries, SinglePort: *singlePort, Logger: logger})
+	cfg := tftp.Config{Source: src, MaxBlksize: *maxBlksize, MaxWindowsize: *maxWindow,
+		MaxSessions: *maxSessions, Timeout: *timeout, Retries: *retries, SinglePort: *singlePort, Logger: logger,
+		MaxUploadSize: *maxUpload}
+	if *allowWrite {
+		cfg.Uploads = src
+	}
+	srv, err := tftp.New(cfg)
 	if err != nil {
 		return err
 	}
