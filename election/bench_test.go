@@ -21,14 +21,15 @@ func benchElector(b *testing.B) (*Elector, *manualClock, *wire.Codec) {
 	if err := e.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	e.heartbeats = 1
 	c, _ := wire.NewCodec(testKey)
+	load := wire.Load{Weight: 50}
 	for id := uint64(2); id <= 50; id++ {
-		msg, _ := c.AppendHeartbeat(nil, wire.Header{Subnet: 7, Sender: id, Time: clk.now.UnixMilli(), Nonce: 1}, &wire.Heartbeat{Weight: 50, Flags: wire.FlagReady, IntervalMS: 60000})
+		msg, _ := c.AppendHeartbeat(nil, wire.Header{Subnet: 7, Sender: id, Time: clk.now.UnixMilli(), Nonce: 1},
+			&wire.Heartbeat{IntervalMS: 60000, EpochMS: 600000, Now: load, Next: load})
 		e.Receive(msg)
 	}
 	e.mu.Lock()
-	e.sendHeartbeatLocked(wire.FlagReady)
+	e.self.now, e.self.next = newLoadState(load), newLoadState(load)
 	e.mu.Unlock()
 	return e, clk, c
 }

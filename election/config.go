@@ -51,6 +51,13 @@ type Config struct {
 	// Bounding it keeps lone misses of a claim (message loss) from making
 	// a second responder somewhere among hundreds of agents.
 	FailoverDepth int
+	// LoadEpoch is how often announced weights and loads take effect: a
+	// change is announced during one epoch and used by every agent from
+	// the next boundary on (multiples of LoadEpoch since the Unix epoch),
+	// so a lost heartbeat cannot make two agents rank differently. Zero
+	// means 10 heartbeat intervals; it must be at least 4. A new agent
+	// answers from its second boundary on.
+	LoadEpoch time.Duration
 	// MaxClockSkew bounds |sender clock - our clock|; older or newer
 	// messages are dropped as stale.
 	MaxClockSkew time.Duration
@@ -100,6 +107,10 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	if c.HeartbeatInterval < 50*time.Millisecond || c.HeartbeatInterval > time.Minute {
 		return c, fmt.Errorf("election: heartbeat interval %v outside 50ms..1m", c.HeartbeatInterval)
+	}
+	orDefault(&c.LoadEpoch, 10*c.HeartbeatInterval)
+	if c.LoadEpoch < 4*c.HeartbeatInterval || c.LoadEpoch > time.Hour {
+		return c, fmt.Errorf("election: load epoch %v must lie between 4 heartbeat intervals (%v) and 1h", c.LoadEpoch, 4*c.HeartbeatInterval)
 	}
 	orDefault(&c.FailoverDepth, DefaultFailoverDepth)
 	orDefault(&c.MaxClockSkew, DefaultMaxClockSkew)

@@ -61,7 +61,8 @@ type Decision struct {
 	// for Defer (0 when not known yet), the target for HandOff.
 	Agent AgentID
 	// Rank is this agent's position for the client (0 = first), -1 when
-	// it may not answer (weight 0, not ready yet).
+	// it may not answer (weight 0, not ready yet). Positions past
+	// Config.FailoverDepth are reported as FailoverDepth+1.
 	Rank int
 	// Payload is Central's answer when another agent handed the client to
 	// this one (Serve only); nil otherwise. Do not modify it.
@@ -140,13 +141,15 @@ type Elector struct {
 	pendTransfers   uint32
 	pendBytesPerSec uint64
 	pendImages      []uint64
-	heartbeats      int
+	annEpoch        int64 // load epoch of the last heartbeat
+	annNow, annNext wire.Load
 	lastSweep       time.Time // of the client table
 	sendBuf         []byte
 	dec             wire.Message
 	later           []pendingCall // callbacks to run once mu is released
 
 	recvDone chan struct{}
+	stop     chan struct{} // closed by Close
 }
 
 // New returns an Elector for cfg over tr, timed by clock (nil means
@@ -182,6 +185,7 @@ func New(cfg Config, clock Clock, tr Transport) (*Elector, error) {
 		nonce:      uint64(now.UnixMicro()),
 		rng:        rand.New(rand.NewPCG(uint64(cfg.Agent), uint64(now.UnixNano()))),
 		pendWeight: *cfg.Weight,
+		stop:       make(chan struct{}),
 	}
 	return e, nil
 }
@@ -214,16 +218,9 @@ func (e *Elector) Start(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				_ = e.Close()
-			case <-e.doneChan():
+			case <-e.stop:
 			}
 		}()
-	}
-	return nil
-}
-
-func (e *Elector) doneChan() chan struct{} {
-	if e.recvDone != nil {
-		return e.recvDone
 	}
 	return nil
 }
@@ -264,6 +261,7 @@ func (e *Elector) Close() error {
 		err = e.sendHeartbeatLocked(wire.FlagLeaving)
 	}
 	e.closed = true
+	close(e.stop)
 	if e.hbTimer != nil {
 		e.hbTimer.Stop()
 	}
@@ -377,7 +375,8 @@ func (e *Elector) Members() []Member {
 	out := make([]Member, 0, len(e.members))
 	for _, m := range e.members {
 		if m == e.self || m.live(now.UnixNano()) {
-			out = append(out, Member{Agent: m.id, Weight: m.weight, Ready: m.ready, Transfers: m.transfers, BytesPerSec: m.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
+			l := m.load(now.UnixNano())
+			out = append(out, Member{Agent: m.id, Weight: l.weight, Ready: m.eligible(now.UnixNano()), Transfers: l.transfers, BytesPerSec: l.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
 		}
 	}
 	return out
@@ -421,7 +420,8 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 	now := e.clock.Now()
 	image := wire.ImageHash(needImage)
 	st := e.clientState(client, true)
-	if st == nil {
+	tracked := st != nil
+	if !tracked {
 		e.stats.clientTableFull.Add(1)
 		st = &clientState{key: client} // decide without remembering
 	}
@@ -461,7 +461,9 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 	case pos < 0:
 		e.stats.deferred.Add(1)
 		e.callLater(done, Decision{Action: Defer, Agent: pinned, Rank: -1})
-	case pos > e.cfg.FailoverDepth:
+	case pos > e.cfg.FailoverDepth || (pos > 0 && !tracked):
+		// Too deep to answer by timeout, or no room to hear the claim
+		// that would stop the timeout.
 		e.stats.deferred.Add(1)
 		e.callLater(done, Decision{Action: Defer, Agent: pinned, Rank: pos})
 	case pos == 0:
@@ -670,14 +672,9 @@ func (e *Elector) heartbeatLocked() {
 	if e.closed {
 		return
 	}
-	var flags uint8
-	if e.heartbeats >= 1 {
-		flags |= wire.FlagReady
-	}
-	if err := e.sendHeartbeatLocked(flags); err != nil {
+	if err := e.sendHeartbeatLocked(0); err != nil {
 		e.cfg.Logger.Warn("election: heartbeat", "err", err)
 	}
-	e.heartbeats++
 	e.expireLocked(e.clock.Now())
 	// +-10% jitter keeps agents from announcing in lockstep.
 	iv := e.cfg.HeartbeatInterval
@@ -690,13 +687,28 @@ func (e *Elector) heartbeatLocked() {
 }
 
 func (e *Elector) sendHeartbeatLocked(flags uint8) error {
+	now := e.clock.Now()
+	epochMS := e.cfg.LoadEpoch.Milliseconds()
+	if ep := now.UnixMilli() / epochMS; ep != e.annEpoch {
+		// First heartbeat of a new epoch: what was announced as next is
+		// in force now, and the current settings become next. After a
+		// silence (or at start) announce weight 0 for a whole epoch first,
+		// so every peer knows this agent before it may answer.
+		if ep == e.annEpoch+1 {
+			e.annNow = e.annNext
+			e.annNext = wire.Load{Weight: e.pendWeight, Transfers: e.pendTransfers, BytesPerSec: e.pendBytesPerSec}
+		} else {
+			e.annNow, e.annNext = wire.Load{}, wire.Load{}
+		}
+		e.annEpoch = ep
+	}
 	s := e.self
-	s.weight, s.transfers, s.bytesPerSec, s.images = e.pendWeight, e.pendTransfers, e.pendBytesPerSec, e.pendImages
-	s.ready = flags&wire.FlagReady != 0
-	s.effWeight = effectiveWeight(s.weight, s.transfers, s.bytesPerSec)
-	s.heard(e.clock.Now())
-	hb := wire.Heartbeat{Weight: s.weight, Flags: flags, Transfers: s.transfers, BytesPerSec: s.bytesPerSec,
-		IntervalMS: uint32(e.cfg.HeartbeatInterval / time.Millisecond), Images: s.images}
+	s.now, s.next = newLoadState(e.annNow), newLoadState(e.annNext)
+	s.switchAt = (e.annEpoch + 1) * epochMS * int64(time.Millisecond)
+	s.images = e.pendImages
+	s.heard(now)
+	hb := wire.Heartbeat{Flags: flags, IntervalMS: uint32(e.cfg.HeartbeatInterval / time.Millisecond), EpochMS: uint32(epochMS),
+		Now: e.annNow, Next: e.annNext, Images: s.images}
 	if e.cfg.Addr.IsValid() {
 		hb.Addr = e.cfg.Addr.As16()
 	}
@@ -787,7 +799,7 @@ func (e *Elector) Receive(msg []byte) {
 	e.stats.accepted.Add(1)
 	switch m.Type {
 	case wire.TypeHeartbeat:
-		e.onHeartbeat(AgentID(m.Sender), &m.Heartbeat, now)
+		e.onHeartbeat(AgentID(m.Sender), &m.Heartbeat, m.Time, now)
 	case wire.TypeClaim:
 		e.stats.claimsReceived.Add(1)
 		e.onClaim(AgentID(m.Sender), &m.Claim, now)
@@ -797,12 +809,11 @@ func (e *Elector) Receive(msg []byte) {
 	}
 }
 
-func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, now time.Time) {
+func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, sentMS int64, now time.Time) {
 	m := e.byID[from]
 	if hb.Flags&wire.FlagLeaving != 0 {
 		if m != nil {
 			m.lastSeen, m.liveUntil = time.Time{}, 0
-			m.ready = false
 			e.members = slices.DeleteFunc(e.members, func(x *member) bool { return x == m })
 			delete(e.byID, from)
 			e.stats.membersLeft.Add(1)
@@ -819,10 +830,9 @@ func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, now time.Time) {
 		e.byID[from] = m
 		e.stats.membersJoined.Add(1)
 	}
-	m.weight = hb.Weight
-	m.ready = hb.Flags&wire.FlagReady != 0
-	m.transfers, m.bytesPerSec = hb.Transfers, hb.BytesPerSec
-	m.effWeight = effectiveWeight(m.weight, m.transfers, m.bytesPerSec)
+	m.now, m.next = newLoadState(hb.Now), newLoadState(hb.Next)
+	epochMS := min(int64(hb.EpochMS), int64(time.Hour/time.Millisecond))
+	m.switchAt = (sentMS/epochMS + 1) * epochMS * int64(time.Millisecond)
 	iv := time.Duration(hb.IntervalMS) * time.Millisecond
 	m.interval = min(max(iv, 50*time.Millisecond), time.Minute)
 	m.heard(now)
@@ -882,7 +892,7 @@ func (e *Elector) outranks(a, b AgentID, mac [6]byte, image uint64, now time.Tim
 		return false
 	}
 	k := macKey(mac)
-	return ma.key(k, image).better(mb.key(k, image))
+	return ma.key(k, image, now.UnixNano()).better(mb.key(k, image, now.UnixNano()))
 }
 
 func (e *Elector) onHandoff(from AgentID, ho *wire.Handoff, now time.Time) {

@@ -166,6 +166,13 @@ func (c *manualClock) AfterFunc(d time.Duration, f func()) Timer {
 	return t
 }
 
+// Step advances by total in steps of step, so periodic timers keep firing.
+func (c *manualClock) Step(total, step time.Duration) {
+	for t := time.Duration(0); t < total; t += step {
+		c.Advance(step)
+	}
+}
+
 func (c *manualClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 	for {
@@ -205,7 +212,7 @@ func TestReceiveDropsAndCounts(t *testing.T) {
 	hdr := func(subnet uint64, nonce uint64, at time.Time) wire.Header {
 		return wire.Header{Subnet: subnet, Sender: 2, Time: at.UnixMilli(), Nonce: nonce}
 	}
-	hb := &wire.Heartbeat{Weight: 50, Flags: wire.FlagReady, IntervalMS: 50}
+	hb := &wire.Heartbeat{IntervalMS: 50, EpochMS: 500, Now: wire.Load{Weight: 50}, Next: wire.Load{Weight: 50}}
 	legit, _ := good.AppendHeartbeat(nil, hdr(7, 100, clk.now), hb)
 	oldVersion := append([]byte(nil), legit...)
 	oldVersion[2] = 0
@@ -261,6 +268,7 @@ func TestConfigValidation(t *testing.T) {
 		{"short key", func(c *Config) { c.Key = []byte("short") }},
 		{"weight 100", func(c *Config) { c.Weight = &w100 }},
 		{"interval too short", func(c *Config) { c.HeartbeatInterval = time.Millisecond }},
+		{"epoch too short", func(c *Config) { c.LoadEpoch = 3 * c.HeartbeatInterval }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,14 +309,14 @@ func TestWeightZeroAndHandoffWithoutHolder(t *testing.T) {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(200 * time.Millisecond)
+	clk.Step(2*time.Second, 25*time.Millisecond)
 	if d := e.Decide(context.Background(), ClientKey{MAC: [6]byte{1}}, ""); d.Action != Defer || d.Rank != -1 {
 		t.Fatalf("weight 0 decided %+v", d)
 	}
 	if err := e.SetWeight(10); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(200 * time.Millisecond)
+	clk.Step(time.Second, 25*time.Millisecond) // two load epochs: the new weight is in force
 	d := e.Decide(context.Background(), ClientKey{MAC: [6]byte{1}}, "")
 	if d.Action != Serve {
 		t.Fatalf("alone with weight 10 decided %+v", d)

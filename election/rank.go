@@ -2,6 +2,8 @@ package election
 
 import (
 	"math"
+
+	"github.com/peerboot/peerboot/election/wire"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -21,18 +23,36 @@ type ClientKey struct {
 
 // member is one agent of the view, as its last heartbeat described it.
 type member struct {
-	id          AgentID
-	seed        uint64 // mix64(id), the agent's rendezvous salt
+	id        AgentID
+	seed      uint64    // mix64(id), the agent's rendezvous salt
+	now, next loadState // weight and load in force, and from switchAt on
+	switchAt  int64     // Unix ns: the next load epoch boundary
+	interval  time.Duration
+	lastSeen  time.Time
+	liveUntil int64 // Unix ns: lastSeen + MissedHeartbeats intervals
+	addr      netip.Addr
+	images    []uint64 // sorted image hashes
+}
+
+// loadState is an announced weight and load, and the effective weight
+// the ranking uses.
+type loadState struct {
 	weight      uint8
-	ready       bool
 	transfers   uint32
 	bytesPerSec uint64
-	interval    time.Duration
-	lastSeen    time.Time
-	liveUntil   int64 // Unix ns: lastSeen + MissedHeartbeats intervals
-	addr        netip.Addr
-	images      []uint64 // sorted image hashes
-	effWeight   float64  // weight scaled by load
+	eff         float64 // weight scaled by load
+}
+
+func newLoadState(l wire.Load) loadState {
+	return loadState{weight: l.Weight, transfers: l.Transfers, bytesPerSec: l.BytesPerSec, eff: effectiveWeight(l.Weight, l.Transfers, l.BytesPerSec)}
+}
+
+// load is the weight and load in force at now (Unix ns).
+func (m *member) load(now int64) *loadState {
+	if now >= m.switchAt {
+		return &m.next
+	}
+	return &m.now
 }
 
 // heard records a heartbeat from m at now.
@@ -46,7 +66,7 @@ func (m *member) heard(now time.Time) {
 func (m *member) live(now int64) bool { return now <= m.liveUntil }
 
 func (m *member) eligible(now int64) bool {
-	return m.ready && m.weight > 0 && now <= m.liveUntil
+	return now <= m.liveUntil && m.load(now).weight > 0
 }
 
 func (m *member) holds(image uint64) bool {
@@ -106,10 +126,10 @@ func (a rankKey) better(b rankKey) bool {
 // key is m's rank key for client key k needing image (0 = any). The score
 // is weighted rendezvous hashing: w / -ln(u), u uniform in (0,1) from the
 // client and agent hashes, so each agent wins a share proportional to w.
-func (m *member) key(k uint64, image uint64) rankKey {
+func (m *member) key(k uint64, image uint64, now int64) rankKey {
 	h := mix64(k ^ m.seed)
 	u := (float64(h>>11) + 0.5) * (1.0 / (1 << 53))
-	rk := rankKey{score: m.effWeight / -math.Log(u), id: m.id}
+	rk := rankKey{score: m.load(now).eff / -math.Log(u), id: m.id}
 	if m.holds(image) {
 		rk.tier = 1
 	}
@@ -133,7 +153,7 @@ func (r *Ranker) rank(dst []AgentID, members []*member, now int64, mac [6]byte, 
 	r.scratch = r.scratch[:0]
 	for _, m := range members {
 		if m.eligible(now) {
-			r.scratch = append(r.scratch, rankedMember{m.key(k, image), m})
+			r.scratch = append(r.scratch, rankedMember{m.key(k, image, now), m})
 		}
 	}
 	slices.SortFunc(r.scratch, compareRanked)
@@ -165,13 +185,13 @@ func position(members []*member, self *member, pinned AgentID, now int64, mac [6
 		return 0
 	}
 	k := macKey(mac)
-	mine := self.key(k, image)
+	mine := self.key(k, image, now)
 	pos := 0
 	for _, m := range members {
 		if m == self || !m.eligible(now) {
 			continue
 		}
-		if m.id == pinned || m.key(k, image).better(mine) {
+		if m.id == pinned || m.key(k, image, now).better(mine) {
 			pos++
 			if pos > limit {
 				return pos
@@ -190,7 +210,7 @@ func best(members []*member, skip AgentID, now int64, mac [6]byte, image uint64)
 		if m.id == skip || !m.eligible(now) || !m.holds(image) {
 			continue
 		}
-		if key := m.key(k, image); top == nil || key.better(topKey) {
+		if key := m.key(k, image, now); top == nil || key.better(topKey) {
 			top, topKey = m, key
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/peerboot/peerboot/election/wire"
 )
 
 func testMembers(n int, weight func(i int) uint8) []*member {
@@ -15,8 +17,8 @@ func testMembers(n int, weight func(i int) uint8) []*member {
 		if weight != nil {
 			w = weight(i)
 		}
-		m := &member{id: id, seed: mix64(uint64(id)), weight: w, ready: true, interval: time.Second, liveUntil: math.MaxInt64}
-		m.effWeight = effectiveWeight(m.weight, 0, 0)
+		m := &member{id: id, seed: mix64(uint64(id)), interval: time.Second, liveUntil: math.MaxInt64, switchAt: math.MaxInt64}
+		m.now = newLoadState(wire.Load{Weight: w})
 		ms[i] = m
 	}
 	return ms
@@ -69,7 +71,7 @@ func TestPositionPinnedFirstAndIneligible(t *testing.T) {
 			t.Fatalf("agent at rank %d: position with pin = %d, want %d", pos, got, want)
 		}
 	}
-	ms[0].weight = 0
+	ms[0].now.weight = 0
 	if got := position(ms, ms[0], 0, 0, mac(1), 0, 100); got != -1 {
 		t.Fatalf("weight 0 agent has position %d, want -1", got)
 	}
@@ -105,7 +107,7 @@ func TestRendezvousShareWith200Agents(t *testing.T) {
 
 func TestLoadLowersShare(t *testing.T) {
 	ms := testMembers(2, nil)
-	ms[1].effWeight = effectiveWeight(50, 7, 0) // level 3: a quarter
+	ms[1].now = newLoadState(wire.Load{Weight: 50, Transfers: 7}) // level 3: a quarter
 	var r Ranker
 	wins := 0
 	const clients = 20000
@@ -183,5 +185,17 @@ func BenchmarkPositionBounded200(b *testing.B) {
 	for b.Loop() {
 		c++
 		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, DefaultFailoverDepth)
+	}
+}
+
+func TestLoadSwitchesAtTheEpochBoundary(t *testing.T) {
+	m := &member{liveUntil: math.MaxInt64, switchAt: 1000}
+	m.now = newLoadState(wire.Load{Weight: 0})
+	m.next = newLoadState(wire.Load{Weight: 40, Transfers: 1})
+	if m.eligible(999) {
+		t.Fatal("eligible before the boundary with weight 0 in force")
+	}
+	if !m.eligible(1000) || m.load(1000).eff != 20 {
+		t.Fatalf("after the boundary: eligible %v, effective weight %v, want true, 20", m.eligible(1000), m.load(1000).eff)
 	}
 }

@@ -92,12 +92,41 @@ func (s Scenario) build(onHandoff func(agent int, c election.ClientKey, payload 
 			nd.Elector.SetImages(s.Images(i))
 		}
 	}
-	hb := s.Config.HeartbeatInterval
-	if hb == 0 {
-		hb = election.DefaultHeartbeatInterval
+	// Let membership settle: every agent sees every agent with its weight
+	// in force (a new agent answers from its second load epoch on).
+	for step := 0; !n.settled(); step++ {
+		if step > 1000 {
+			return nil, fmt.Errorf("sim: membership did not settle in %v", n.Clock.Now().Sub(Epoch))
+		}
+		n.Clock.RunFor(250 * time.Millisecond)
 	}
-	n.Clock.RunFor(hb*5/2 + hb/2) // two heartbeats each: everyone ready and known
 	return n, nil
+}
+
+// settled reports whether every live agent sees every live agent of
+// non-zero weight as ready.
+func (n *Network) settled() bool {
+	want := 0
+	for _, nd := range n.Nodes {
+		if !nd.dead && nd.Elector.Config().Weight != nil && *nd.Elector.Config().Weight > 0 {
+			want++
+		}
+	}
+	for _, nd := range n.Nodes {
+		if nd.dead {
+			continue
+		}
+		ready := 0
+		for _, m := range nd.Elector.Members() {
+			if m.Ready {
+				ready++
+			}
+		}
+		if ready != want {
+			return false
+		}
+	}
+	return true
 }
 
 // Run builds the network, runs the clients and waits for every retry.

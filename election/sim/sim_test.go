@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func baseConfig() election.Config {
 		ElectionWait:      200 * time.Millisecond,
 		Reserve:           30 * time.Second,
 		HeartbeatInterval: time.Second,
+		LoadEpoch:         4 * time.Second,
 	}
 }
 
@@ -161,5 +163,29 @@ func TestHandoffToHolderCarriesCentralAnswer(t *testing.T) {
 	}
 	if out.ExactlyOne < len(out.Clients)*999/1000 {
 		t.Fatalf("exactly one responder for %d of %d", out.ExactlyOne, len(out.Clients))
+	}
+}
+
+// TestShiftingLoadsKeepOneResponder: loads change all the time (each agent
+// reports a new load every 300 ms, heartbeats carry it, 1% of them lost):
+// rankings move, yet every agent ranks with the same announced numbers and
+// claims pin clients, so exactly one agent still answers.
+func TestShiftingLoadsKeepOneResponder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	out := run(t, Scenario{Seed: 8, Agents: 30, Loss: 0.01, Clients: 10000, Rate: 1000,
+		Setup: func(n *Network) {
+			var tick func()
+			tick = func() {
+				for _, nd := range n.Nodes {
+					nd.Elector.SetLoad(uint32(rng.IntN(16)), uint64(rng.IntN(200))<<20)
+				}
+				n.Clock.AfterFunc(300*time.Millisecond, tick)
+			}
+			tick()
+		}})
+	ratio := float64(out.ExactlyOne) / float64(len(out.Clients))
+	t.Logf("exactly one %d, none %d, multiple %d (%.4f)", out.ExactlyOne, out.None, out.Multiple, ratio)
+	if ratio < 0.999 || out.None != 0 {
+		t.Fatalf("exactly one responder for %.4f of clients (none %d), want >= 0.999", ratio, out.None)
 	}
 }

@@ -100,7 +100,7 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		}
 		e, err := election.New(election.Config{
 			Agent: election.AgentID(i), Subnet: election.SubnetID(prefix), Key: siteKey,
-			HeartbeatInterval: 200 * time.Millisecond, ElectionWait: 150 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond, LoadEpoch: 800 * time.Millisecond, ElectionWait: 150 * time.Millisecond,
 			Addr: netip.MustParseAddr(addr),
 		}, nil, tr)
 		if err != nil {
@@ -175,7 +175,7 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		if ok {
 			break
 		}
-		if tries > 100 {
+		if tries > 200 { // two load epochs are needed; 10 s is plenty
 			t.Fatal("agents never saw three ready members")
 		}
 		time.Sleep(50 * time.Millisecond)

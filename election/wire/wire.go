@@ -25,10 +25,11 @@ const (
 	// MaxMessage is the largest message this codec produces or accepts.
 	MaxMessage = HeaderLen + handoffFixed + MaxPayload + MACLen
 
-	heartbeatFixed = 1 + 1 + 4 + 8 + 4 + 16 + 2 // weight flags transfers bytes/s interval addr count
-	clientFixed    = 6 + 1 + 16                 // mac flags guid
-	claimFixed     = clientFixed + 8 + 4        // + image hash, hold ms
-	handoffFixed   = claimFixed + 8 + 2         // + target, payload length
+	loadLen        = 1 + 4 + 8                      // weight transfers bytes/s
+	heartbeatFixed = 1 + 4 + 4 + 2*loadLen + 16 + 2 // flags interval epoch now next addr count
+	clientFixed    = 6 + 1 + 16                     // mac flags guid
+	claimFixed     = clientFixed + 8 + 4            // + image hash, hold ms
+	handoffFixed   = claimFixed + 8 + 2             // + target, payload length
 )
 
 // Type is the kind of message.
@@ -55,7 +56,6 @@ func (t Type) String() string {
 
 // Heartbeat flags.
 const (
-	FlagReady   = 1 << 0 // the sender may answer clients
 	FlagLeaving = 1 << 1 // the sender is shutting down: drop it from the view now
 )
 
@@ -82,15 +82,25 @@ type Header struct {
 	Nonce  uint64 // per-sender sequence; with Time it defeats replays
 }
 
-// Heartbeat announces an agent, its weight, its load and its images.
-type Heartbeat struct {
+// Load is what the ranking weighs: ElectionWeight and the load.
+type Load struct {
 	Weight      uint8  // 0-99; 0 never answers
-	Flags       uint8  // FlagReady, FlagLeaving
 	Transfers   uint32 // active transfers
-	BytesPerSec uint64 // current send rate
-	IntervalMS  uint32 // the sender's heartbeat interval
-	Addr        [16]byte
-	Images      []uint64 // ImageHash of each boot image held
+	BytesPerSec uint64 // send rate
+}
+
+// Heartbeat announces an agent, its weight and load, and its images.
+// Weight and load change only at epoch boundaries (multiples of EpochMS
+// since the Unix epoch): Now is in force during the epoch holding the
+// message's timestamp, Next from the following one, so every agent
+// switches at the same instant whichever heartbeats it lost.
+type Heartbeat struct {
+	Flags      uint8  // FlagLeaving
+	IntervalMS uint32 // the sender's heartbeat interval
+	EpochMS    uint32 // the sender's load epoch, > 0
+	Now, Next  Load
+	Addr       [16]byte
+	Images     []uint64 // ImageHash of each boot image held
 }
 
 // Client identifies a PXE client.
@@ -158,16 +168,20 @@ func (c *Codec) AppendHeartbeat(dst []byte, h Header, hb *Heartbeat) ([]byte, er
 	if len(hb.Images) > MaxImages {
 		return dst, fmt.Errorf("wire: %d images, at most %d", len(hb.Images), MaxImages)
 	}
-	if hb.Weight > 99 {
-		return dst, fmt.Errorf("wire: weight %d above 99", hb.Weight)
+	if hb.Now.Weight > 99 || hb.Next.Weight > 99 {
+		return dst, fmt.Errorf("wire: weight %d/%d above 99", hb.Now.Weight, hb.Next.Weight)
+	}
+	if hb.EpochMS == 0 {
+		return dst, errors.New("wire: heartbeat without a load epoch")
 	}
 	h.Type = TypeHeartbeat
 	start := len(dst)
 	dst = appendHeader(dst, h, heartbeatFixed+8*len(hb.Images))
-	dst = append(dst, hb.Weight, hb.Flags)
-	dst = binary.BigEndian.AppendUint32(dst, hb.Transfers)
-	dst = binary.BigEndian.AppendUint64(dst, hb.BytesPerSec)
+	dst = append(dst, hb.Flags)
 	dst = binary.BigEndian.AppendUint32(dst, hb.IntervalMS)
+	dst = binary.BigEndian.AppendUint32(dst, hb.EpochMS)
+	dst = appendLoad(dst, hb.Now)
+	dst = appendLoad(dst, hb.Next)
 	dst = append(dst, hb.Addr[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(hb.Images)))
 	for _, im := range hb.Images {
@@ -207,6 +221,16 @@ func appendHeader(dst []byte, h Header, bodyLen int) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.Time))
 	dst = binary.BigEndian.AppendUint64(dst, h.Nonce)
 	return binary.BigEndian.AppendUint16(dst, uint16(bodyLen))
+}
+
+func appendLoad(dst []byte, l Load) []byte {
+	dst = append(dst, l.Weight)
+	dst = binary.BigEndian.AppendUint32(dst, l.Transfers)
+	return binary.BigEndian.AppendUint64(dst, l.BytesPerSec)
+}
+
+func decodeLoad(p []byte) Load {
+	return Load{Weight: p[0], Transfers: binary.BigEndian.Uint32(p[1:]), BytesPerSec: binary.BigEndian.Uint64(p[5:])}
 }
 
 func appendClaim(dst []byte, cl *Claim) []byte {
@@ -293,16 +317,19 @@ func decodeHeartbeat(p []byte, hb *Heartbeat) error {
 	if len(p) < heartbeatFixed {
 		return fmt.Errorf("%w: heartbeat body is %d bytes", ErrMalformed, len(p))
 	}
-	hb.Weight = p[0]
-	hb.Flags = p[1]
-	if hb.Weight > 99 {
-		return fmt.Errorf("%w: weight %d", ErrMalformed, hb.Weight)
+	hb.Flags = p[0]
+	hb.IntervalMS = binary.BigEndian.Uint32(p[1:])
+	hb.EpochMS = binary.BigEndian.Uint32(p[5:])
+	hb.Now = decodeLoad(p[9:])
+	hb.Next = decodeLoad(p[9+loadLen:])
+	if hb.Now.Weight > 99 || hb.Next.Weight > 99 {
+		return fmt.Errorf("%w: weight %d/%d", ErrMalformed, hb.Now.Weight, hb.Next.Weight)
 	}
-	hb.Transfers = binary.BigEndian.Uint32(p[2:])
-	hb.BytesPerSec = binary.BigEndian.Uint64(p[6:])
-	hb.IntervalMS = binary.BigEndian.Uint32(p[14:])
-	copy(hb.Addr[:], p[18:34])
-	n := int(binary.BigEndian.Uint16(p[34:]))
+	if hb.EpochMS == 0 {
+		return fmt.Errorf("%w: load epoch 0", ErrMalformed)
+	}
+	copy(hb.Addr[:], p[9+2*loadLen:])
+	n := int(binary.BigEndian.Uint16(p[heartbeatFixed-2:]))
 	if n > MaxImages || heartbeatFixed+8*n != len(p) {
 		return fmt.Errorf("%w: %d images in a %d-byte heartbeat", ErrMalformed, n, len(p))
 	}

@@ -25,7 +25,8 @@ func TestRoundTrip(t *testing.T) {
 	c := newCodec(t, testKey)
 	h := sampleHeader()
 	cl := Claim{Client: Client{MAC: [6]byte{0x52, 0x54, 0, 1, 2, 3}, HasGUID: true, GUID: [16]byte{1, 2, 3}}, Image: ImageHash("winpe-x64"), HoldMS: 30000}
-	hb := Heartbeat{Weight: 50, Flags: FlagReady, Transfers: 3, BytesPerSec: 12345678, IntervalMS: 1000, Addr: [16]byte{10: 0xff, 11: 0xff, 12: 198, 13: 18, 14: 5, 15: 1}, Images: []uint64{1, 2, ImageHash("x")}}
+	hb := Heartbeat{Flags: FlagLeaving, IntervalMS: 1000, EpochMS: 10000, Now: Load{Weight: 50, Transfers: 3, BytesPerSec: 12345678}, Next: Load{Weight: 99, Transfers: 4, BytesPerSec: 1 << 40},
+		Addr: [16]byte{10: 0xff, 11: 0xff, 12: 198, 13: 18, 14: 5, 15: 1}, Images: []uint64{1, 2, ImageHash("x")}}
 	ho := Handoff{Claim: cl, Target: 99, Payload: []byte("central answer")}
 
 	hbMsg, err := c.AppendHeartbeat(nil, h, &hb)
@@ -42,8 +43,8 @@ func TestRoundTrip(t *testing.T) {
 		check func(t *testing.T, m *Message)
 	}{
 		{"heartbeat", hbMsg, func(t *testing.T, m *Message) {
-			if m.Type != TypeHeartbeat || m.Heartbeat.Weight != 50 || m.Heartbeat.Transfers != 3 || m.Heartbeat.BytesPerSec != 12345678 ||
-				m.Heartbeat.IntervalMS != 1000 || m.Heartbeat.Flags != FlagReady || m.Heartbeat.Addr != hb.Addr || len(m.Heartbeat.Images) != 3 || m.Heartbeat.Images[2] != ImageHash("x") {
+			if m.Type != TypeHeartbeat || m.Heartbeat.Now != hb.Now || m.Heartbeat.Next != hb.Next || m.Heartbeat.EpochMS != 10000 ||
+				m.Heartbeat.IntervalMS != 1000 || m.Heartbeat.Flags != FlagLeaving || m.Heartbeat.Addr != hb.Addr || len(m.Heartbeat.Images) != 3 || m.Heartbeat.Images[2] != ImageHash("x") {
 				t.Fatalf("heartbeat decoded as %+v", m.Heartbeat)
 			}
 		}},
@@ -106,10 +107,13 @@ func TestDecodeRejects(t *testing.T) {
 
 func TestEncodeLimits(t *testing.T) {
 	c := newCodec(t, testKey)
-	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{Weight: 100}); err == nil {
+	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{EpochMS: 1, Next: Load{Weight: 100}}); err == nil {
 		t.Fatal("weight 100 encoded")
 	}
-	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{Images: make([]uint64, MaxImages+1)}); err == nil {
+	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{}); err == nil {
+		t.Fatal("heartbeat without epoch encoded")
+	}
+	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{EpochMS: 1, Images: make([]uint64, MaxImages+1)}); err == nil {
 		t.Fatal("too many images encoded")
 	}
 	if _, err := c.AppendHandoff(nil, sampleHeader(), &Handoff{Payload: make([]byte, MaxPayload+1)}); err == nil {

@@ -156,7 +156,7 @@ func checkRoundTrip(t *testing.T, c *wire.Codec, m *wire.Message) {
 	if err := c.Decode(again, &m2); err != nil {
 		t.Fatalf("re-encoded message does not decode: %v", err)
 	}
-	if m2.Header != m.Header || m2.Claim != m.Claim || m2.Heartbeat.Weight != m.Heartbeat.Weight ||
+	if m2.Header != m.Header || m2.Claim != m.Claim || m2.Heartbeat.Now != m.Heartbeat.Now || m2.Heartbeat.Next != m.Heartbeat.Next ||
 		len(m2.Heartbeat.Images) != len(m.Heartbeat.Images) || string(m2.Handoff.Payload) != string(m.Handoff.Payload) || m2.Handoff.Target != m.Handoff.Target {
 		t.Fatalf("round trip changed the message:\n%+v\n%+v", m, m2)
 	}
@@ -230,7 +230,8 @@ func FuzzElector(f *testing.F) {
 			switch op % 6 {
 			case 0: // a heartbeat from agent arg%12
 				nonce++
-				hb := wire.Heartbeat{Weight: arg % 100, Flags: arg >> 6, Transfers: uint32(arg), IntervalMS: uint32(arg) * 10, Images: []uint64{uint64(arg % 4)}}
+				hb := wire.Heartbeat{Flags: arg >> 6, IntervalMS: uint32(arg) * 10, EpochMS: uint32(arg)*40 + 1, Now: wire.Load{Weight: arg % 100, Transfers: uint32(arg)},
+					Next: wire.Load{Weight: (arg * 7) % 100, BytesPerSec: uint64(arg) << 20}, Images: []uint64{uint64(arg % 4)}}
 				msg, _ := codec.AppendHeartbeat(nil, wire.Header{Subnet: 5, Sender: uint64(arg % 12), Time: clk.now.UnixMilli(), Nonce: nonce}, &hb)
 				e.Receive(msg)
 			case 1: // a claim for client arg%20 from agent arg%7
@@ -258,6 +259,11 @@ func FuzzElector(f *testing.F) {
 		clk.advance(time.Minute) // every pending round and handoff resolves
 		if decisions != requests {
 			t.Fatalf("%d requests got %d decisions", requests, decisions)
+		}
+		for _, m := range e.Members() {
+			if m.Weight > 99 {
+				t.Fatalf("member %d has weight %d", m.Agent, m.Weight)
+			}
 		}
 		if n := len(e.Members()); n > 8 {
 			t.Fatalf("view grew to %d members past MaxMembers 8", n)
