@@ -158,6 +158,18 @@ func (s *Set) Load(args []string, env func(string) string) error {
 	if s.fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments: %v", ErrUsage, s.fs.Args())
 	}
+	if err := s.apply(env); err != nil {
+		return err
+	}
+	return s.cfg.Validate()
+}
+
+// apply sets what the command line left unset from the environment, then
+// from the config file.
+func (s *Set) apply(env func(string) string) error {
+	if env == nil {
+		env = os.Getenv
+	}
 	fromFlags := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { fromFlags[f.Name] = true })
 	fromEnv := map[string]bool{}
@@ -181,7 +193,7 @@ func (s *Set) Load(args []string, env func(string) string) error {
 			return err
 		}
 	}
-	return s.cfg.Validate()
+	return nil
 }
 
 func lookup(env func(string) string, name string) (string, bool) {

@@ -37,6 +37,10 @@ type Options struct {
 	ImageBytes int    // size of the largest boot file (default 4 MiB)
 	Dir        string // working directory (logs, data); default a temp dir removed by Close
 	AgentArgs  []string
+	// CoreSubnet, when set, puts Central in a second subnet (a /24 in
+	// 198.18.0.0/15) behind a router at .1 of both subnets, as a data
+	// centre is from its branch subnets.
+	CoreSubnet string
 	// Log receives progress lines (nil: none).
 	Log io.Writer
 }
@@ -68,6 +72,8 @@ func (p *Proc) Running() bool {
 type Site struct {
 	opts       Options
 	Lab        *netlab.Lab
+	Core       *netlab.Lab  // Central's subnet when CoreSubnet is set
+	Router     *netlab.Host // between Lab and Core
 	Dir        string
 	ownDir     bool
 	Central    *Proc
@@ -121,13 +127,33 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		return nil, err
 	}
 	p := s.Lab.Prefix
-	ch, err := s.Lab.AddHost("central", host(p, 2))
+	centralLab := s.Lab
+	if o.CoreSubnet != "" {
+		if s.Core, err = netlab.New(o.CoreSubnet); err != nil {
+			return nil, err
+		}
+		centralLab = s.Core
+		if s.Router, err = s.Lab.AddHost("router", host(p, 1)); err != nil {
+			return nil, err
+		}
+		if err := s.Core.Attach(s.Router, "eth1", host(s.Core.Prefix, 1)); err != nil {
+			return nil, err
+		}
+		if err := s.Router.EnableForwarding(); err != nil {
+			return nil, err
+		}
+	}
+	cp := centralLab.Prefix
+	ch, err := centralLab.AddHost("central", host(cp, 2))
 	if err != nil {
 		return nil, err
 	}
+	if err := s.routeToOther(ch); err != nil {
+		return nil, err
+	}
 	s.Central = &Proc{Name: "central", Host: ch, Log: filepath.Join(s.Dir, "central.log"),
-		Args: []string{"central", "--listen", host(p, 2) + ":8080", "--data-dir", filepath.Join(s.Dir, "central")}}
-	s.CentralURL = "http://" + host(p, 2) + ":8080"
+		Args: []string{"central", "--listen", host(cp, 2) + ":8080", "--data-dir", filepath.Join(s.Dir, "central")}}
+	s.CentralURL = "http://" + host(cp, 2) + ":8080"
 	// HTTP from this process into the lab dials inside Central's namespace.
 	s.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -157,12 +183,18 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := s.routeToOther(h); err != nil {
+			return nil, err
+		}
 		args := append([]string{"agent", "--interface", "eth0", "--central-url", s.CentralURL,
 			"--enrollment-key", s.EnrollKey, "--cache-dir", filepath.Join(s.Dir, name),
 			"--metrics-listen", ip + ":9120", "--log-format", "json", "--drain-timeout", "5s"}, o.AgentArgs...)
 		s.Agents = append(s.Agents, &Proc{Name: name, Host: h, Args: args, Log: filepath.Join(s.Dir, name+".log")})
 	}
 	if s.Clients, err = s.Lab.AddHost("clients", host(p, 100)); err != nil {
+		return nil, err
+	}
+	if err := s.routeToOther(s.Clients); err != nil {
 		return nil, err
 	}
 	s.logf("starting %d agents", o.Agents)
@@ -175,6 +207,55 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// routeToOther routes a host to the other subnet through the router.
+func (s *Site) routeToOther(h *netlab.Host) error {
+	if s.Core == nil {
+		return nil
+	}
+	if s.Core.Prefix.Contains(h.Addr) {
+		return h.AddRoute(s.Lab.Prefix.String(), host(s.Core.Prefix, 1))
+	}
+	return h.AddRoute(s.Core.Prefix.String(), host(s.Lab.Prefix, 1))
+}
+
+// AddCoreHost adds a host in Central's subnet (the main subnet when there
+// is no core), routed to the other subnet.
+func (s *Site) AddCoreHost(name string, n byte) (*netlab.Host, error) {
+	l := s.Lab
+	if s.Core != nil {
+		l = s.Core
+	}
+	h, err := l.AddHost(name, host(l.Prefix, n))
+	if err != nil {
+		return nil, err
+	}
+	return h, s.routeToOther(h)
+}
+
+// StartProc starts a peerboot process in a host of the site; Close kills it.
+func (s *Site) StartProc(ctx context.Context, name string, h *netlab.Host, args ...string) (*Proc, error) {
+	p := &Proc{Name: name, Host: h, Args: args, Log: filepath.Join(s.Dir, name+".log")}
+	return p, s.start(ctx, p, nil)
+}
+
+// StartCommand starts another program in a host of the site; Close kills it.
+func (s *Site) StartCommand(name string, h *netlab.Host, prog string, args ...string) (*Proc, error) {
+	p := &Proc{Name: name, Host: h, Args: args, Log: filepath.Join(s.Dir, name+".log")}
+	logf, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := h.Command(context.Background(), prog, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := s.Lab.Start(cmd); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+	return p, nil
 }
 
 func (s *Site) logf(format string, a ...any) {
@@ -361,6 +442,9 @@ func (s *Site) Close() error {
 	var err error
 	if s.Lab != nil {
 		err = s.Lab.Close()
+	}
+	if s.Core != nil {
+		err = errors.Join(err, s.Core.Close())
 	}
 	for _, p := range append([]*Proc{s.Central}, s.Agents...) {
 		if p != nil && p.done != nil {

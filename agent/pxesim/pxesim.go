@@ -39,6 +39,7 @@ type Result struct {
 	Servers    []netip.Addr  // every distinct server that offered
 	Discovers  int           // DISCOVERs sent
 	BootFile   string        // from the 4011 ACK
+	TFTPServer netip.Addr    // where the boot file came from (the ACK's siaddr)
 	Bytes      int64         // downloaded
 	Blksize    int           // negotiated
 	Windowsize int           // negotiated
@@ -187,11 +188,9 @@ func (c *Client) Boot(ctx context.Context, w io.Writer) (Result, error) {
 	if offer == nil {
 		return res, fmt.Errorf("no offer after %d DISCOVERs", res.Discovers)
 	}
-	// Boot server request on 4011.
-	siaddr, _ := netip.AddrFromSlice(offer.ServerIPAddr.To4())
-	if !siaddr.IsValid() || siaddr.IsUnspecified() {
-		siaddr = res.Server
-	}
+	// Boot server request on 4011, to the server that offered (option 54),
+	// as PXE firmware does after a ProxyDHCP offer.
+	siaddr := res.Server
 	lc4 := net.ListenConfig{Control: control("", false)}
 	rp, err := lc4.ListenPacket(ctx, "udp4", netip.AddrPortFrom(c.Addr, 0).String())
 	if err != nil {
@@ -234,6 +233,7 @@ func (c *Client) Boot(ctx context.Context, w io.Writer) (Result, error) {
 	if a, ok := netip.AddrFromSlice(ack.ServerIPAddr.To4()); ok && !a.IsUnspecified() {
 		tsrv = a
 	}
+	res.TFTPServer = tsrv
 	cw := &countWriter{w: w}
 	r, err := tftpclient.Get(ctx, netip.AddrPortFrom(tsrv, 69).String(), res.BootFile, cw,
 		tftpclient.Options{Blksize: c.Blksize, Windowsize: c.Windowsize, Tsize: true, Timeout: time.Second})

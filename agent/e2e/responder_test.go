@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/peerboot/peerboot/agent/lab"
+)
+
+// TestResponderReferralThroughARealRelay: clients in a branch subnet whose
+// switch drops DHCP server traffic from agents (DHCP snooping, emulated
+// with ebtables on the bridge) boot through dnsmasq as DHCP relay and the
+// responder in the core subnet, which refers each client to an agent of its
+// own subnet.
+func TestResponderReferralThroughARealRelay(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startSite(t, ctx, "198.18.87.0/24", lab.Options{Agents: 2, ImageBytes: 512 << 10, CoreSubnet: "198.18.88.0/24"})
+	for _, a := range s.Agents {
+		out, err := exec.Command("ip", "netns", "exec", s.Lab.HubNS(), "ebtables", "-A", "FORWARD", "-s", a.Host.MAC,
+			"-p", "IPv4", "--ip-proto", "udp", "--ip-sport", "67", "-j", "DROP").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ebtables: %v: %s", err, out)
+		}
+	}
+	// Without the responder nobody answers: snooping drops the agents' offers.
+	c := s.NewClient(3)
+	c.Tries = 1
+	if res, err := s.Boot(ctx, c); err == nil {
+		t.Fatalf("booted with snooping and no responder (offer from %v)", res.Server)
+	}
+	rh, err := s.AddCoreHost("responder", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartProc(ctx, "responder", rh, "responder", "--interface", "eth0", "--central-url", s.CentralURL,
+		"--central-token", s.AdminToken, "--metrics-listen", rh.Addr.String()+":9121", "--log-level", "debug"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartCommand("relay", s.Router, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+		"--log-dhcp", "--pid-file=", "--dhcp-relay="+s.Router.Addr.String()+","+rh.Addr.String()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		c := s.NewClient(20 + i)
+		res, err := s.Boot(ctx, c)
+		if err != nil {
+			t.Fatalf("client %d through the relay: %v", i, err)
+		}
+		if res.Server != rh.Addr {
+			t.Errorf("client %d: offer from %v, want the responder %v", i, res.Server, rh.Addr)
+		}
+		if res.Offers != 1 {
+			t.Errorf("client %d: %d offers", i, res.Offers)
+		}
+		if s.AgentIndex(res.TFTPServer) < 0 {
+			t.Errorf("client %d: boot file from %v, want an agent of its subnet", i, res.TFTPServer)
+		}
+		if res.Bytes != fileSize(s, res.BootFile) {
+			t.Errorf("client %d: %d bytes of %s", i, res.Bytes, res.BootFile)
+		}
+	}
+}
