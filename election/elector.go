@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -358,6 +359,7 @@ func (e *Elector) SetImages(ids []string) {
 // Member is a snapshot of one agent in the view.
 type Member struct {
 	Agent       AgentID
+	Addr        netip.Addr // as announced (invalid if none)
 	Weight      uint8
 	Ready       bool
 	Transfers   uint32
@@ -376,7 +378,7 @@ func (e *Elector) Members() []Member {
 	for _, m := range e.members {
 		if m == e.self || m.live(now.UnixNano()) {
 			l := m.load(now.UnixNano())
-			out = append(out, Member{Agent: m.id, Weight: l.weight, Ready: m.eligible(now.UnixNano()), Transfers: l.transfers, BytesPerSec: l.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
+			out = append(out, Member{Agent: m.id, Addr: m.addr, Weight: l.weight, Ready: m.eligible(now.UnixNano()), Transfers: l.transfers, BytesPerSec: l.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
 		}
 	}
 	return out
@@ -502,6 +504,7 @@ func (e *Elector) roundExpired(st *clientState, r *round, image uint64) {
 	}
 	now := e.clock.Now()
 	e.stats.failovers.Add(1)
+	e.cfg.Logger.Debug("election: answering after higher ranks stayed silent", "client", net.HardwareAddr(st.key.MAC[:]).String(), "rank", r.rank)
 	e.claimLocked(st, image, now)
 	e.stats.served.Add(uint64(len(r.waiters)))
 	e.resolveRound(st, Decision{Action: Serve, Agent: e.self.id, Rank: r.rank})
@@ -586,6 +589,29 @@ func (e *Elector) sendLocked() {
 	}
 }
 
+// Claim makes this agent the client's owner at once and broadcasts the
+// claim, whatever the ranking says: for an answer given outside Decide
+// (an operator's choice, a unicast request). Other agents defer to it for
+// ReserveSecs while this agent stays live.
+func (e *Elector) Claim(client ClientKey, needImage string) {
+	e.mu.Lock()
+	defer e.unlock()
+	if e.closed || !e.started {
+		return
+	}
+	st := e.clientState(client, true)
+	if st == nil {
+		e.stats.clientTableFull.Add(1)
+		return
+	}
+	if st.round != nil {
+		st.round.timer.Stop()
+		e.stats.served.Add(uint64(len(st.round.waiters)))
+		defer e.resolveRound(st, Decision{Action: Serve, Agent: e.self.id, Rank: st.round.rank})
+	}
+	e.claimLocked(st, wire.ImageHash(needImage), e.clock.Now())
+}
+
 // HandOff is called by the agent that answered a client once Central named
 // the image. If this agent holds the image (or no live agent does) it
 // returns Serve. Otherwise it sends the client and payload (Central's
@@ -662,6 +688,7 @@ func (e *Elector) RequestHandOff(client ClientKey, image string, payload []byte,
 		}
 		// The holder did not take it: this agent answers after all.
 		e.stats.handoffsFailed.Add(1)
+		e.cfg.Logger.Warn("election: handoff not taken, answering here", "client", net.HardwareAddr(client.MAC[:]).String(), "target", uint64(hw.target))
 		e.claimLocked(st, h, e.clock.Now())
 		e.resolveHandoff(st, Decision{Action: Serve, Agent: e.self.id})
 	})
@@ -817,6 +844,7 @@ func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, sentMS int64, no
 			e.members = slices.DeleteFunc(e.members, func(x *member) bool { return x == m })
 			delete(e.byID, from)
 			e.stats.membersLeft.Add(1)
+			e.cfg.Logger.Debug("election: member left", "agent", uint64(from))
 		}
 		return
 	}
@@ -829,6 +857,7 @@ func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, sentMS int64, no
 		e.members = append(e.members, m)
 		e.byID[from] = m
 		e.stats.membersJoined.Add(1)
+		e.cfg.Logger.Debug("election: member joined", "agent", uint64(from))
 	}
 	m.now, m.next = newLoadState(hb.Now), newLoadState(hb.Next)
 	epochMS := min(int64(hb.EpochMS), int64(time.Hour/time.Millisecond))

@@ -267,3 +267,17 @@ func TestForgedReplayedWrongKeyChangeNothing(t *testing.T) {
 		t.Fatalf("exactly one responder for %d of %d under attack", hit.ExactlyOne, len(hit.Clients))
 	}
 }
+
+func TestExplicitClaimPinsTheClient(t *testing.T) {
+	n := build(t, 8, 0, 13)
+	key := election.ClientKey{MAC: ClientMAC(77)}
+	order := n.Nodes[0].Elector.Rank(nil, key, "")
+	last := int(order[len(order)-1] - AgentID(0)) // the agent ranked last
+	n.Nodes[last].Elector.Claim(key, "")
+	n.Clock.RunFor(100 * time.Millisecond)
+	got := ask(n, key)
+	n.Clock.RunFor(2 * time.Second)
+	if len(*got) != 1 || (*got)[0].agent != last {
+		t.Fatalf("answers %v, want only agent %d which claimed the client", *got, last)
+	}
+}

@@ -254,6 +254,9 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 			if m.Agent == 66 {
 				t.Errorf("agent %d let the intruder into its view", e.ID())
 			}
+			if want := netip.MustParseAddr(fmt.Sprintf("198.18.52.%d", m.Agent)); m.Addr != want {
+				t.Errorf("agent %d sees agent %d at %v, want %v", e.ID(), m.Agent, m.Addr, want)
+			}
 		}
 		if s.OwnEcho == 0 {
 			t.Logf("agent %d saw none of its own broadcasts looped back", e.ID())
