@@ -100,7 +100,7 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		}
 		e, err := election.New(election.Config{
 			Agent: election.AgentID(i), Subnet: election.SubnetID(prefix), Key: siteKey,
-			HeartbeatInterval: 200 * time.Millisecond, LoadEpoch: 800 * time.Millisecond, ElectionWait: 150 * time.Millisecond,
+			HeartbeatInterval: 200 * time.Millisecond, LoadEpoch: 800 * time.Millisecond, ElectionWait: 500 * time.Millisecond,
 			Addr: netip.MustParseAddr(addr),
 		}, nil, tr)
 		if err != nil {
@@ -198,13 +198,14 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Collect until every client has an answer and a little longer for
-	// any duplicate (the slowest legal answer comes after 2 waits).
+	// Collect until every client has an answer, then long enough for any
+	// duplicate (a failover answer comes FailoverDepth waits late at most).
 	buf := make([]byte, 64)
 	deadline := time.Now().Add(10 * time.Second)
+	extended := false
 	for {
-		if len(answers) == numClients && time.Until(deadline) > time.Second {
-			deadline = time.Now().Add(time.Second)
+		if len(answers) == numClients && !extended {
+			deadline, extended = time.Now().Add(2*time.Second), true
 		}
 		_ = cs.SetReadDeadline(deadline)
 		n, _, err := cs.ReadFromUDP(buf)
