@@ -50,6 +50,7 @@ func TestResponderReferralThroughARealRelay(t *testing.T) {
 		if err != nil {
 			t.Fatalf("client %d through the relay: %v", i, err)
 		}
+		t.Logf("client %d: %d DISCOVERs, offer after %v, boot %v", i, res.Discovers, res.OfferAfter, res.Duration)
 		if res.Server != rh.Addr {
 			t.Errorf("client %d: offer from %v, want the responder %v", i, res.Server, rh.Addr)
 		}

@@ -37,6 +37,9 @@ type Options struct {
 	ImageBytes int    // size of the largest boot file (default 4 MiB)
 	Dir        string // working directory (logs, data); default a temp dir removed by Close
 	AgentArgs  []string
+	// Net, when set, is an existing lab (e.g. one with a plain DHCP server
+	// and QEMU guests) to build the site in; Subnet is then ignored.
+	Net *netlab.Lab
 	// CoreSubnet, when set, puts Central in a second subnet (a /24 in
 	// 198.18.0.0/15) behind a router at .1 of both subnets, as a data
 	// centre is from its branch subnets.
@@ -123,7 +126,9 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 			s.Close()
 		}
 	}()
-	if s.Lab, err = netlab.New(o.Subnet); err != nil {
+	if o.Net != nil {
+		s.Lab = o.Net
+	} else if s.Lab, err = netlab.New(o.Subnet); err != nil {
 		return nil, err
 	}
 	p := s.Lab.Prefix
@@ -191,7 +196,7 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 			"--metrics-listen", ip + ":9120", "--log-format", "json", "--drain-timeout", "5s"}, o.AgentArgs...)
 		s.Agents = append(s.Agents, &Proc{Name: name, Host: h, Args: args, Log: filepath.Join(s.Dir, name+".log")})
 	}
-	if s.Clients, err = s.Lab.AddHost("clients", host(p, 100)); err != nil {
+	if s.Clients, err = s.Lab.AddHost("clients", host(p, ClientHost)); err != nil {
 		return nil, err
 	}
 	if err := s.routeToOther(s.Clients); err != nil {
@@ -571,6 +576,10 @@ func (s *Site) Events(ctx context.Context, typ string) ([]model.Event, error) {
 	return evs, err
 }
 
+// ClientHost is the host number of the simulated clients' namespace
+// (outside the .100-.150 a lab DHCP server leases).
+const ClientHost = 200
+
 // Arches is the mix of client architectures simulated clients cycle
 // through: BIOS, UEFI x64 (both codes), UEFI IA32 and UEFI ARM64.
 var Arches = []uint16{0, 7, 9, 6, 11}
@@ -582,7 +591,7 @@ func (s *Site) NewClient(i int) *pxesim.Client {
 	copy(guid[:], fmt.Sprintf("pbdemo-%09d", i))
 	return &pxesim.Client{
 		MAC: mac, GUID: guid, Arch: Arches[i%len(Arches)], Interface: "eth0",
-		Addr: netip.MustParseAddr(host(s.Lab.Prefix, 100)), Wait: 1500 * time.Millisecond, Tries: 6,
+		Addr: netip.MustParseAddr(host(s.Lab.Prefix, ClientHost)), Wait: 1500 * time.Millisecond, Tries: 6,
 	}
 }
 

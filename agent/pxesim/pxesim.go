@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -169,6 +170,11 @@ func (c *Client) Boot(ctx context.Context, w io.Writer) (Result, error) {
 			}
 			m, err := dhcpv4.FromBytes(buf[:n])
 			if err != nil || m.TransactionID != disc.TransactionID || m.MessageType() != dhcpv4.MessageTypeOffer {
+				continue
+			}
+			// Only ProxyDHCP offers count: a plain DHCP server's address
+			// offer (yiaddr set, no PXEClient) is not a boot offer.
+			if y := m.YourIPAddr.To4(); (y != nil && !y.IsUnspecified()) || !strings.HasPrefix(m.ClassIdentifier(), "PXEClient") {
 				continue
 			}
 			sid, ok := netip.AddrFromSlice(m.ServerIdentifier().To4())

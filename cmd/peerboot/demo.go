@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/peerboot/peerboot/agent/lab"
 	"github.com/peerboot/peerboot/agent/pxesim"
+	"github.com/peerboot/peerboot/internal/firmlab"
 	"github.com/peerboot/peerboot/internal/netlab"
 )
 
@@ -29,6 +32,7 @@ type demoSummary struct {
 	Failed      int            `json:"failed"`
 	PerAgent    map[string]int `json:"per_agent"`
 	PerArch     map[string]int `json:"per_arch"`
+	VMs         []demoVM       `json:"vms,omitempty"`
 	DupOffers   int            `json:"duplicate_offers"`
 	Bytes       int64          `json:"bytes"`
 	Seconds     float64        `json:"seconds"`
@@ -40,7 +44,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("demo", stderr)
 	clients := fs.Int("clients", 30, "number of simulated PXE clients")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
-	qemu := fs.Bool("qemu", false, "also boot a real UEFI and a real BIOS virtual machine (not available yet)")
+	qemu := fs.Bool("qemu", false, "also PXE-boot a real UEFI (OVMF) and a real BIOS (SeaBIOS + iPXE) virtual machine under QEMU")
 	imageMB := fs.Int("image-mb", 4, "size of the largest demo boot file in MiB")
 	parallel := fs.Int("parallel", 10, "clients booting at the same time")
 	fs.SetOutput(io.Discard) // a bad flag is one line; -h prints the flags
@@ -64,9 +68,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *parallel < 1 {
 		return fmt.Errorf("%w: --parallel must be at least 1", errUsage)
 	}
-	if *qemu {
-		return fmt.Errorf("%w: --qemu is not available in this version", errUsage)
-	}
 	if runtime.GOOS != "linux" {
 		return fmt.Errorf("demo needs Linux (network namespaces)")
 	}
@@ -77,7 +78,28 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say := func(format string, a ...any) { fmt.Fprintf(progress, format+"\n", a...) }
 	start := time.Now()
 	say("peerboot demo: building a virtual subnet 198.18.77.0/24 (Central, 3 agents, %d clients)", *clients)
-	site, err := lab.Start(ctx, lab.Options{ImageBytes: *imageMB << 20, Log: progress})
+	opts := lab.Options{ImageBytes: *imageMB << 20, Log: progress}
+	var fl *firmlab.Lab
+	if *qemu {
+		if err := firmlab.Available(); err != nil {
+			return fmt.Errorf("demo --qemu: %v", err)
+		}
+		dir, err := os.MkdirTemp("", "peerboot-demo-vm-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if fl, err = firmlab.New("198.18.77.0/24", dir); err != nil {
+			return fmt.Errorf("demo --qemu: %w", err)
+		}
+		defer fl.Close()
+		say("starting a plain DHCP server (addresses only) for the virtual machines")
+		if err := fl.StartDHCP(ctx, firmlab.Dnsmasq); err != nil {
+			return fmt.Errorf("demo --qemu: %w", err)
+		}
+		opts.Net = fl.Net
+	}
+	site, err := lab.Start(ctx, opts)
 	if site != nil {
 		defer site.Close()
 	}
@@ -158,11 +180,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted; everything it made is removed")
 	}
-	sum.Booted, sum.Failed = booted, failed
 	sum.Seconds = time.Since(bootStart).Seconds()
 	if sum.Seconds > 0 {
 		sum.MBPerSecond = float64(sum.Bytes) / 1e6 / sum.Seconds
 	}
+	if fl != nil {
+		say("booting a UEFI (OVMF) and a BIOS (SeaBIOS + iPXE) virtual machine under QEMU (software emulation, up to 2 minutes)")
+		sum.VMs = bootVMs(ctx, fl, site, say)
+		for _, vm := range sum.VMs {
+			if !vm.Booted {
+				failed++
+				sum.Failures = append(sum.Failures, fmt.Sprintf("vm %s: %s", vm.Firmware, vm.Error))
+			}
+		}
+	}
+	sum.Booted, sum.Failed = booted, failed
 	sort.Strings(sum.Failures)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -222,7 +254,104 @@ func printSummary(w io.Writer, s demoSummary) {
 	for _, a := range archs {
 		fmt.Fprintf(w, "  %-10s %8d\n", a, s.PerArch[a])
 	}
+	for _, vm := range s.VMs {
+		state := "downloaded " + vm.File
+		if !vm.Booted {
+			state = "FAILED: " + vm.Error
+		}
+		fmt.Fprintf(w, "  vm %-14s %s from %s in %.1fs\n", vm.Firmware, state, vm.Agent, vm.Seconds)
+	}
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "  failed: %s\n", f)
+	}
+}
+
+// demoVM is one QEMU guest of `peerboot demo --qemu`.
+type demoVM struct {
+	Firmware string  `json:"firmware"`
+	MAC      string  `json:"mac"`
+	Booted   bool    `json:"booted"` // fetched its whole boot file by TFTP from an agent
+	File     string  `json:"file,omitempty"`
+	Agent    string  `json:"agent,omitempty"`
+	Seconds  float64 `json:"seconds"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// bootVMs starts an OVMF and a SeaBIOS+iPXE guest and waits until each has
+// downloaded its boot file from an agent, as Central's events show. The
+// demo images are not operating systems, so that is as far as they go.
+func bootVMs(ctx context.Context, fl *firmlab.Lab, site *lab.Site, say func(string, ...any)) []demoVM {
+	guests := []*firmlab.Guest{
+		{Firmware: firmlab.OVMF, MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0x77, 0x00, 0x01}, UUID: "7e57b007-0000-4000-8000-000000000001", Name: "uefi"},
+		{Firmware: firmlab.SeaBIOSiPXE, MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0x77, 0x00, 0x02}, UUID: "7e57b007-0000-4000-8000-000000000002", Name: "bios"},
+	}
+	vms := make([]demoVM, len(guests))
+	vctx, cancel := context.WithTimeout(ctx, 150*time.Second)
+	defer cancel()
+	start := time.Now()
+	for i, g := range guests {
+		vms[i] = demoVM{Firmware: string(g.Firmware), MAC: g.MAC.String()}
+		if err := fl.StartGuest(vctx, g); err != nil {
+			vms[i].Error = err.Error()
+		}
+	}
+	defer func() {
+		for _, g := range guests {
+			g.Stop()
+		}
+	}()
+	// A guest has booted when the agent that answered it reports a
+	// complete transfer to the address it asked from.
+	for {
+		pending := 0
+		decisions, _ := site.Events(vctx, "pxe.decision")
+		transfers, _ := site.Events(vctx, "transfer")
+		for i := range vms {
+			vm := &vms[i]
+			if vm.Booted || vm.Error != "" {
+				continue
+			}
+			pending++
+			file, agent := "", ""
+			for _, e := range decisions {
+				var d struct{ Action, Note string }
+				json.Unmarshal(e.Detail, &d)
+				if e.MAC == vm.MAC && d.Action == "boot" {
+					file, agent = d.Note, e.AgentID
+				}
+			}
+			if file == "" {
+				continue
+			}
+			for _, e := range transfers {
+				var d struct {
+					File, Outcome, Client string
+				}
+				json.Unmarshal(e.Detail, &d)
+				if e.AgentID == agent && d.File == file && d.Outcome == "complete" && !strings.HasPrefix(d.Client, site.Clients.Addr.String()+":") {
+					vm.Booted, vm.File, vm.Seconds = true, file, time.Since(start).Seconds()
+					for k, a := range site.Agents {
+						if h, err := site.Health(vctx, k); err == nil && h.Agent == agent {
+							vm.Agent = a.Name
+						}
+					}
+					say("vm %s fetched %s from %s after %.1fs", vm.Firmware, file, vm.Agent, vm.Seconds)
+				}
+			}
+		}
+		if pending == 0 {
+			return vms
+		}
+		select {
+		case <-vctx.Done():
+			for i := range vms {
+				if !vms[i].Booted && vms[i].Error == "" {
+					vms[i].Error = "no complete boot file download before the deadline"
+					vms[i].Seconds = time.Since(start).Seconds()
+				}
+			}
+			return vms
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
