@@ -47,6 +47,22 @@ type KernelFiltered interface {
 	Filtered() uint64
 }
 
+// KernelDropper is implemented by sockets whose kernel queue (a receive
+// ring or buffer) counts what it dropped because the reader fell behind.
+type KernelDropper interface {
+	KernelDropped() uint64
+}
+
+// BatchSender is implemented by sockets that can send several replies
+// with one system call. Only the engine's reader goroutine calls it.
+type BatchSender interface {
+	// Queue addresses reply to dst and adds it to the pending batch. The
+	// reply buffer must stay untouched until Flush returns.
+	Queue(req *Packet, reply *ReplyBuffer, dst Destination) error
+	// Flush sends every queued reply and reports how many were sent.
+	Flush() (int, error)
+}
+
 // ErrClosed is returned by sockets after Close.
 var ErrClosed = errors.New("engine: socket closed")
 
@@ -60,8 +76,15 @@ type Config struct {
 	// that, packets are dropped and counted (default 1024).
 	RingSize int
 	// Batch is how many packets one read may return (default 32).
-	Batch  int
-	Logger *slog.Logger
+	Batch int
+	// InlineMax, when positive, lets the reader serve up to InlineMax
+	// packets of every read itself and queue only the rest on the ring
+	// for the workers: a quiet or moderately busy socket then costs no
+	// hand-off between goroutines, and when the socket is a BatchSender
+	// the replies to one read leave with one system call. 0 sends every
+	// packet through the ring.
+	InlineMax int
+	Logger    *slog.Logger
 }
 
 // Counters is a snapshot of the engine's counters, for metrics.
@@ -69,6 +92,7 @@ type Counters struct {
 	Received        uint64 // packets read from the socket
 	Filtered        uint64 // packets the kernel filter dropped (raw socket with eBPF only)
 	DroppedRingFull uint64 // packets dropped because the ring was full
+	DroppedKernel   uint64 // packets the socket's kernel queue dropped because the reader fell behind
 	Malformed       uint64 // frames that are not a whole Ethernet/IPv4/UDP packet
 	Ignored         uint64 // requests the handler did not answer
 	Sent            uint64 // replies sent
@@ -84,6 +108,10 @@ type Engine struct {
 	log     *slog.Logger
 	workers int
 	batch   int
+	inline  int
+	batcher BatchSender // nil when the socket sends one reply at a time
+	replies []*ReplyBuffer
+	queued  int // replies waiting in the socket's batch
 
 	pool []Packet     // every packet buffer, allocated once
 	free chan *Packet // buffers nobody uses
@@ -123,12 +151,21 @@ func New(cfg Config) (*Engine, error) {
 		log:     cfg.Logger,
 		workers: cfg.Workers,
 		batch:   cfg.Batch,
+		inline:  min(cfg.InlineMax, cfg.Batch),
 		pool:    make([]Packet, n),
 		free:    make(chan *Packet, n),
 		ring:    make(chan *Packet, cfg.RingSize),
 	}
 	for i := range e.pool {
 		e.free <- &e.pool[i]
+	}
+	if e.inline > 0 {
+		e.batcher, _ = cfg.Socket.(BatchSender)
+		e.replies = make([]*ReplyBuffer, e.inline)
+		for i := range e.replies {
+			e.replies[i] = NewReplyBuffer()
+			e.replies[i].inline = true
+		}
 	}
 	return e, nil
 }
@@ -145,6 +182,9 @@ func (e *Engine) Counters() Counters {
 	}
 	if kf, ok := e.sock.(KernelFiltered); ok {
 		c.Filtered = kf.Filtered()
+	}
+	if kd, ok := e.sock.(KernelDropper); ok {
+		c.DroppedKernel = kd.KernelDropped()
 	}
 	return c
 }
@@ -208,7 +248,9 @@ func (e *Engine) read() error {
 			e.c.ringFull.Add(uint64(n))
 			continue
 		}
-		for i := range n {
+		inline := min(n, e.inline)
+		e.serveInline(batch[:inline])
+		for i := inline; i < n; i++ {
 			select {
 			case e.ring <- batch[i]:
 			default:
@@ -216,8 +258,33 @@ func (e *Engine) read() error {
 				e.free <- batch[i]
 			}
 		}
-		// Move the unused buffers to the front.
-		have = copy(batch, batch[n:have])
+		// The buffers served inline are free again: keep them, and move
+		// the unused ones behind them.
+		have = inline + copy(batch[inline:], batch[n:have])
+	}
+}
+
+// serveInline serves pkts on the reader goroutine, each with its own reply
+// buffer so a BatchSender can send all the replies with one Flush. The
+// packets stay owned by the reader.
+func (e *Engine) serveInline(pkts []*Packet) {
+	if len(pkts) == 0 {
+		return
+	}
+	for i, p := range pkts {
+		e.serve(p, e.replies[i])
+	}
+	if e.queued > 0 {
+		sent, err := e.batcher.Flush()
+		e.c.sent.Add(uint64(sent))
+		if failed := e.queued - sent; failed > 0 {
+			e.c.sendErrors.Add(uint64(failed))
+			e.log.Debug("engine: batch send failed", "replies", e.queued, "sent", sent, "err", err)
+		}
+		e.queued = 0
+	}
+	for _, p := range pkts {
+		p.reset()
 	}
 }
 
@@ -229,6 +296,12 @@ func (e *Engine) work() {
 		p.reset()
 		e.free <- p
 	}
+}
+
+// isInlineReply reports whether reply is one of the reader's own buffers
+// (whose replies go out in a batch) rather than a worker's.
+func (e *Engine) isInlineReply(reply *ReplyBuffer) bool {
+	return len(e.replies) > 0 && reply.inline
 }
 
 func (e *Engine) serve(p *Packet, reply *ReplyBuffer) {
@@ -251,6 +324,15 @@ func (e *Engine) serve(p *Packet, reply *ReplyBuffer) {
 	dst := Route(a, p)
 	if reply.DstPort != 0 {
 		dst.Port = reply.DstPort
+	}
+	if e.batcher != nil && e.isInlineReply(reply) {
+		if err := e.batcher.Queue(p, reply, dst); err != nil {
+			e.c.sendErrors.Add(1)
+			e.log.Debug("engine: queueing reply failed", "dst", dst.IP, "port", dst.Port, "err", err)
+			return
+		}
+		e.queued++
+		return
 	}
 	if err := e.sock.Send(p, reply, dst); err != nil {
 		e.c.sendErrors.Add(1)

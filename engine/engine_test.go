@@ -184,18 +184,73 @@ func TestRingFullDropsWithoutBlockingOrAllocating(t *testing.T) {
 }
 
 func TestZeroAllocsFromReceiveToReply(t *testing.T) {
-	sock := memsock.New(4)
-	e := start(t, sock, echoHandler{}, engine.Config{Workers: 2})
-	frame := discoverFrame(42)
-	allocs := testing.AllocsPerRun(1000, func() {
-		sock.InjectFrame(frame)
-		<-sock.Replies()
-	})
-	if allocs != 0 {
-		t.Errorf("%v allocs per packet from receive to reply, want 0", allocs)
+	for _, tc := range []struct {
+		name string
+		cfg  engine.Config
+	}{
+		{"ring and workers", engine.Config{Workers: 2}},
+		{"inline with batch send", engine.Config{Workers: 2, InlineMax: 32}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := memsock.New(4)
+			e := start(t, sock, echoHandler{}, tc.cfg)
+			frame := discoverFrame(42)
+			allocs := testing.AllocsPerRun(1000, func() {
+				sock.InjectFrame(frame)
+				<-sock.Replies()
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocs per packet from receive to reply, want 0", allocs)
+			}
+			if c := e.Counters(); c.Sent < 1000 || c.SendErrors != 0 {
+				t.Errorf("counters = %+v", c)
+			}
+			if inline := tc.cfg.InlineMax > 0; inline != (sock.Flushes() >= 1000) {
+				t.Errorf("%d batch flushes for 1001 replies (inline %v)", sock.Flushes(), inline)
+			}
+		})
 	}
-	if c := e.Counters(); c.Sent < 1000 || c.SendErrors != 0 {
-		t.Errorf("counters = %+v", c)
+}
+
+// TestInlineSendsOneBatchPerRead: the reader answers the first InlineMax
+// packets of a read itself and sends their replies with one Flush; the
+// rest of the read goes through the ring to the workers.
+func TestInlineSendsOneBatchPerRead(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		inlineMax       int
+		packets         int
+		wantBatchedSent int
+	}{
+		{"whole read inline", 32, 10, 10},
+		{"overflow to workers", 4, 10, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := memsock.New(64)
+			for i := range tc.packets {
+				if !sock.InjectFrame(discoverFrame(uint32(100 + i))) {
+					t.Fatal("inject refused")
+				}
+			}
+			// Every packet is queued before the engine starts, so its
+			// first read returns all of them.
+			e := start(t, sock, echoHandler{}, engine.Config{Workers: 2, Batch: 32, InlineMax: tc.inlineMax})
+			seen := map[uint32]bool{}
+			for range tc.packets {
+				r := nextReply(t, sock)
+				seen[binary.BigEndian.Uint32(r.Payload[4:8])] = true
+			}
+			if len(seen) != tc.packets {
+				t.Errorf("%d distinct replies, want %d", len(seen), tc.packets)
+			}
+			waitFor(t, "counters", func() bool { return e.Counters().Sent == uint64(tc.packets) })
+			if f, b := sock.Flushes(), sock.Batched(); f != 1 || b != int64(tc.wantBatchedSent) {
+				t.Errorf("%d flushes sent %d replies, want 1 flush of %d", f, b, tc.wantBatchedSent)
+			}
+			if c := e.Counters(); c.Received != uint64(tc.packets) || c.SendErrors != 0 || c.DroppedRingFull != 0 {
+				t.Errorf("counters = %+v", c)
+			}
+		})
 	}
 }
 

@@ -66,7 +66,8 @@ type ReplyBuffer struct {
 	// by Route (e.g. a DHCP-snooping client port).
 	DstPort uint16
 
-	buf [MaxFrame]byte
+	inline bool // owned by the engine's reader: the reply is sent in a batch
+	buf    [MaxFrame]byte
 }
 
 // reset makes the buffer ready for the next reply.

@@ -51,6 +51,8 @@ type agentConfig struct {
 	IgnoreMACs  listFlag
 	Snooping    bool
 	Workers     int
+	Inline      int
+	UDPBoot     bool
 	MaxProcs    int
 	CPUProfile  string
 	PerMACRate  float64
@@ -74,6 +76,8 @@ func (c *agentConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.IgnoreMACs, "ignore-mac", "MAC address never answered, repeatable")
 	fs.BoolVar(&c.Snooping, "snooping", false, "DHCP-snooping mode: serve on 2067 and answer on 2068")
 	fs.IntVar(&c.Workers, "workers", 2, "packet handler goroutines")
+	fs.IntVar(&c.Inline, "inline", 64, "requests of one read the packet reader answers itself, sending the replies together (0: hand every request to the workers)")
+	fs.BoolVar(&c.UDPBoot, "udp-boot-server", false, "serve 4011 through a UDP socket instead of the raw socket")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file")
 	fs.IntVar(&c.MaxProcs, "max-procs", 0, "CPU cores the agent runs Go code on at once (GOMAXPROCS; 0: the runtime's default)")
 	fs.Float64Var(&c.PerMACRate, "per-mac-rate", 4, "requests per second answered per client (negative: no limit)")
@@ -216,8 +220,9 @@ func agentAddress(cfg agentConfig) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("--interface %q has no IPv4 address (set --server-ip)", cfg.Interface)
 }
 
-// agentStats is what the agent reports on exit. Engine sums both
-// sockets; BootServer is the UDP socket on 4011 alone.
+// agentStats is what the agent reports on exit. Engine sums every
+// socket; BootServer is the UDP socket on 4011 alone (with
+// --udp-boot-server).
 type agentStats struct {
 	Engine     engine.Counters `json:"engine"`
 	BootServer engine.Counters `json:"boot_server"`
@@ -232,6 +237,7 @@ func sumCounters(cs ...engine.Counters) engine.Counters {
 		t.Received += c.Received
 		t.Filtered += c.Filtered
 		t.DroppedRingFull += c.DroppedRingFull
+		t.DroppedKernel += c.DroppedKernel
 		t.Malformed += c.Malformed
 		t.Ignored += c.Ignored
 		t.Sent += c.Sent
@@ -240,11 +246,12 @@ func sumCounters(cs ...engine.Counters) engine.Counters {
 	return t
 }
 
-// run serves until ctx ends: DISCOVERs (67, or 2067 when snooping) through
-// the raw socket with its kernel filter, boot-server REQUESTs through a UDP
-// socket on 4011 bound to the interface (the firmware sends them unicast
-// to this address, from 4011 (UEFI) or 68 (BIOS PXE, iPXE) and wants the
-// ACK on the port it sent from), and TFTP.
+// run serves until ctx ends: DISCOVERs (67, or 2067 when snooping) and
+// boot-server REQUESTs on 4011 through the raw socket with its kernel
+// filter (or 4011 through a UDP socket bound to the interface with
+// --udp-boot-server; the firmware sends them unicast to this address,
+// from 4011 (UEFI) or 68 (BIOS PXE, iPXE) and wants the ACK on the port
+// it sent from), and TFTP.
 func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -288,16 +295,31 @@ func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	}
 	defer tconn.Close()
 
-	rawPort := uint16(pxe.PortDHCPServer)
-	if a.cfg.Snooping {
-		rawPort = pxe.PortSnoopServer
+	// The raw socket serves 67 (2067 when snooping) and, unless told to
+	// use a UDP socket, 4011 too, with a UDP socket holding 4011 so the
+	// host's stack does not answer the firmware's unicast requests with
+	// ICMP port unreachable.
+	rawPorts := []uint16{pxe.PortDHCPServer}
+	switch {
+	case a.cfg.Snooping:
+		rawPorts = []uint16{pxe.PortSnoopServer}
+	case !a.cfg.UDPBoot:
+		rawPorts = append(rawPorts, pxe.PortBootServer)
+		claim, err := rawsock.ClaimUDPPort(a.cfg.Interface, pxe.PortBootServer)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		defer claim.Close()
 	}
-	raw, err := rawsock.Open(rawsock.Config{Interface: a.cfg.Interface, Ports: []uint16{rawPort}, SourceIP: a.serverIP})
+	raw, err := rawsock.Open(rawsock.Config{Interface: a.cfg.Interface, Ports: rawPorts, SourceIP: a.serverIP})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
+	if err := raw.RingError(); err != nil {
+		a.log.Warn("reading without a receive ring", "err", err)
+	}
 	socks := []engine.Socket{raw}
-	if !a.cfg.Snooping {
+	if !a.cfg.Snooping && a.cfg.UDPBoot {
 		boot, err := udpsock.Open(udpsock.Config{Port: pxe.PortBootServer, Interface: a.cfg.Interface})
 		if err != nil {
 			raw.Close()
@@ -307,7 +329,8 @@ func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	}
 	engines := make([]*engine.Engine, len(socks))
 	for i, sock := range socks {
-		if engines[i], err = engine.New(engine.Config{Socket: sock, Handler: srv, Workers: a.cfg.Workers, Logger: a.log}); err != nil {
+		if engines[i], err = engine.New(engine.Config{Socket: sock, Handler: srv, Workers: a.cfg.Workers,
+			Batch: max(32, a.cfg.Inline), InlineMax: a.cfg.Inline, Logger: a.log}); err != nil {
 			for _, s := range socks {
 				s.Close()
 			}
@@ -330,8 +353,8 @@ func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 		serve(e.Run)
 	}
 	serve(func(ctx context.Context) error { return tsrv.Serve(ctx, tconn) })
-	ports := []uint16{rawPort}
-	if !a.cfg.Snooping {
+	ports := rawPorts
+	if !a.cfg.Snooping && a.cfg.UDPBoot {
 		ports = append(ports, pxe.PortBootServer)
 	}
 	a.log.Info("agent ready", "mode", "standalone", "interface", a.cfg.Interface, "server", a.serverIP,

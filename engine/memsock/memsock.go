@@ -3,6 +3,7 @@ package memsock
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/peerboot/peerboot/engine"
 )
@@ -35,6 +36,11 @@ type Socket struct {
 	outNext  int
 	outMu    sync.Mutex
 
+	// batch send (Queue, Flush): replies queued since the last Flush
+	batch   []queued
+	flushes atomic.Int64
+	batched atomic.Int64
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -47,6 +53,7 @@ func New(capacity int) *Socket {
 		inSlots:  make([][engine.MaxFrame]byte, capacity+1),
 		out:      make(chan Reply, capacity),
 		outSlots: make([][engine.MaxFrame]byte, capacity+1),
+		batch:    make([]queued, 0, 256),
 		closed:   make(chan struct{}),
 	}
 }
@@ -137,11 +144,55 @@ func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.
 	return nil
 }
 
+type queued struct {
+	req   engine.Packet
+	reply *engine.ReplyBuffer
+	dst   engine.Destination
+}
+
+// Queue implements engine.BatchSender: the reply is delivered to Replies
+// by the next Flush.
+func (s *Socket) Queue(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.Destination) error {
+	if len(s.batch) == cap(s.batch) {
+		return errBatchFull
+	}
+	s.batch = append(s.batch, queued{reply: reply, dst: dst})
+	q := &s.batch[len(s.batch)-1]
+	q.req.SrcPort, q.req.DstPort = req.SrcPort, req.DstPort
+	return nil
+}
+
+// Flush implements engine.BatchSender.
+func (s *Socket) Flush() (int, error) {
+	defer func() { s.batch = s.batch[:0] }()
+	s.flushes.Add(1)
+	for i := range s.batch {
+		q := &s.batch[i]
+		if err := s.Send(&q.req, q.reply, q.dst); err != nil {
+			return i, err
+		}
+		s.batched.Add(1)
+	}
+	return len(s.batch), nil
+}
+
+// Flushes is how many times Flush was called.
+func (s *Socket) Flushes() int64 { return s.flushes.Load() }
+
+// Batched is how many replies were sent by Flush (the rest by Send).
+func (s *Socket) Batched() int64 { return s.batched.Load() }
+
 type fullError struct{}
 
 func (fullError) Error() string { return "memsock: reply queue full" }
 
 var errFull error = fullError{}
+
+type batchFullError struct{}
+
+func (batchFullError) Error() string { return "memsock: send batch full" }
+
+var errBatchFull error = batchFullError{}
 
 // Close implements engine.Socket.
 func (s *Socket) Close() error {

@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +32,25 @@ type Config struct {
 	// SourceIP is the IPv4 source of replies (default: the interface's
 	// first IPv4 address, or 0.0.0.0 when it has none).
 	SourceIP netip.Addr
+
+	// NoRing reads with recvmmsg instead of the TPACKET_V3 receive ring
+	// (which is used by default and falls back to recvmmsg when the
+	// kernel refuses it).
+	NoRing bool
+	// RingBlockSize is the size of one ring block in bytes, a multiple of
+	// the page size (default 8 KiB: about 18 DHCP requests). The kernel
+	// wakes the reader when a block is full or its timeout expires, so a
+	// small block keeps latency low under load and a large one saves
+	// wake-ups.
+	RingBlockSize int
+	// RingBlocks is the number of blocks (default: RecvBuffer /
+	// RingBlockSize). When every block waits for the reader, the kernel
+	// drops frames and counts them (engine.KernelDropper).
+	RingBlocks int
+	// RingTimeout is how long the kernel keeps a block that is not full
+	// before handing it over (millisecond granularity, default 1 ms): the
+	// most a request waits to be seen when traffic is light.
+	RingTimeout time.Duration
 }
 
 // Socket is an AF_PACKET socket on one interface. It implements
@@ -44,12 +65,23 @@ type Socket struct {
 	filter  *filter.Filter
 
 	// read state, used by the one reader goroutine
-	hdrs   []unix.Mmsghdr
-	iovs   []unix.Iovec
-	vlen   int
-	got    int
-	rerr   error
-	readFn func(fd uintptr) bool
+	ring       *rxRing // nil: recvmmsg
+	ringErr    error   // why the ring is not used
+	pending    []*engine.Packet
+	hdrs       []unix.Mmsghdr
+	iovs       []unix.Iovec
+	vlen       int
+	got        int
+	rerr       error
+	readFn     func(fd uintptr) bool
+	otherHost  atomic.Uint64 // frames for another host, skipped
+	kernelDrop atomic.Uint64 // frames the kernel dropped (ring or buffer full)
+
+	// batch send state (Queue, Flush), used by one goroutine
+	txHdrs []unix.Mmsghdr
+	txIovs []unix.Iovec
+	txN    int
+	txSent int // sent by flushes of a full batch since the last Flush
 
 	mu     sync.RWMutex // write-held by Close, read-held by Send
 	closed bool
@@ -96,10 +128,6 @@ func Open(cfg Config) (*Socket, error) {
 		return fail(fmt.Errorf("rawsock: %w", err))
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RecvBuffer)
-	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}
-	if err := unix.Bind(fd, sa); err != nil {
-		return fail(fmt.Errorf("rawsock: bind to %s: %w", cfg.Interface, err))
-	}
 	s := &Socket{
 		fd:      fd,
 		ifIndex: ifi.Index,
@@ -107,22 +135,61 @@ func Open(cfg Config) (*Socket, error) {
 		filter:  flt,
 		hdrs:    make([]unix.Mmsghdr, cfg.Batch),
 		iovs:    make([]unix.Iovec, cfg.Batch),
+		txHdrs:  make([]unix.Mmsghdr, cfg.Batch),
+		txIovs:  make([]unix.Iovec, cfg.Batch),
+	}
+	s.readFn = s.recv
+	if cfg.NoRing {
+		s.ringErr = errors.New("disabled by configuration")
+	} else {
+		s.ring, s.ringErr = setupRing(fd, ringSize(cfg))
+		if s.ringErr == nil {
+			s.readFn = s.fromRing
+		}
+	}
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}
+	if err := unix.Bind(fd, sa); err != nil {
+		s.ring.close()
+		return fail(fmt.Errorf("rawsock: bind to %s: %w", cfg.Interface, err))
 	}
 	copy(s.mac[:], ifi.HardwareAddr)
 	for i := range s.hdrs {
 		s.hdrs[i].Hdr.Iov = &s.iovs[i]
 		s.hdrs[i].Hdr.SetIovlen(1)
+		s.txHdrs[i].Hdr.Iov = &s.txIovs[i]
+		s.txHdrs[i].Hdr.SetIovlen(1)
 	}
-	s.readFn = s.recv
 	s.file = os.NewFile(uintptr(fd), "packet:"+cfg.Interface)
 	s.rc, err = s.file.SyscallConn()
 	if err != nil {
 		s.file.Close()
+		s.ring.close()
 		flt.Close()
 		return nil, fmt.Errorf("rawsock: %w", err)
 	}
 	return s, nil
 }
+
+// ringSize applies the defaults of the ring settings.
+func ringSize(cfg Config) ringConfig {
+	rc := ringConfig{blockSize: cfg.RingBlockSize, blocks: cfg.RingBlocks, timeoutMS: int(cfg.RingTimeout / time.Millisecond)}
+	page := os.Getpagesize()
+	if rc.blockSize <= 0 {
+		rc.blockSize = 8 << 10
+	}
+	rc.blockSize = (rc.blockSize + page - 1) / page * page
+	if rc.blocks <= 0 {
+		rc.blocks = max(cfg.RecvBuffer/rc.blockSize, 4)
+	}
+	if rc.timeoutMS <= 0 {
+		rc.timeoutMS = 1
+	}
+	return rc
+}
+
+// RingError says why frames are read with recvmmsg instead of the
+// TPACKET_V3 ring (nil when the ring is used).
+func (s *Socket) RingError() error { return s.ringErr }
 
 func interfaceIPv4(ifi *net.Interface) netip.Addr {
 	addrs, err := ifi.Addrs()
@@ -142,8 +209,29 @@ func interfaceIPv4(ifi *net.Interface) netip.Addr {
 // counters).
 func (s *Socket) Filter() *filter.Filter { return s.filter }
 
-// Filtered implements engine.KernelFiltered.
-func (s *Socket) Filtered() uint64 { return s.filter.Filtered() }
+// Filtered implements engine.KernelFiltered: frames the kernel filter
+// dropped, plus frames addressed to another host that the ring delivered
+// (a promiscuous interface, a bridge flooding unknown unicast).
+func (s *Socket) Filtered() uint64 { return s.filter.Filtered() + s.otherHost.Load() }
+
+// KernelDropped implements engine.KernelDropper: frames that passed the
+// filter but found the receive ring (or buffer) full.
+func (s *Socket) KernelDropped() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return s.kernelDrop.Load()
+	}
+	// The kernel resets its counters on every read.
+	if s.ring != nil {
+		if st, err := unix.GetsockoptTpacketStatsV3(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			return s.kernelDrop.Add(uint64(st.Drops))
+		}
+	} else if st, err := unix.GetsockoptTpacketStats(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+		return s.kernelDrop.Add(uint64(st.Drops))
+	}
+	return s.kernelDrop.Load()
+}
 
 // Interface returns the index, MAC and IPv4 source address replies use.
 func (s *Socket) Interface() (index int, mac frame.MAC, ip netip.Addr) {
@@ -151,8 +239,21 @@ func (s *Socket) Interface() (index int, mac frame.MAC, ip netip.Addr) {
 }
 
 // ReadBatch implements engine.Socket: it blocks until frames arrive and
-// reads up to len(pkts) of them with one recvmmsg.
+// copies up to len(pkts) of them out of the receive ring (or reads them
+// with one recvmmsg when there is no ring).
 func (s *Socket) ReadBatch(pkts []*engine.Packet) (int, error) {
+	if s.ring != nil {
+		s.pending, s.got = pkts, 0
+		err := s.rc.Read(s.readFn)
+		s.pending = nil
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return 0, engine.ErrClosed
+			}
+			return 0, fmt.Errorf("rawsock: read: %w", err)
+		}
+		return s.got, nil
+	}
 	n := min(len(pkts), len(s.hdrs))
 	for i := range n {
 		buf := pkts[i].Buffer()
@@ -183,6 +284,17 @@ func (s *Socket) ReadBatch(pkts []*engine.Packet) (int, error) {
 	return s.got, nil
 }
 
+// fromRing is called by the runtime poller (so Close waits for it before
+// the ring is unmapped); false means "wait for readiness".
+func (s *Socket) fromRing(uintptr) bool {
+	n, other := s.ring.read(s.pending, s.ifIndex)
+	if other > 0 {
+		s.otherHost.Add(other)
+	}
+	s.got = n
+	return n > 0
+}
+
 // recv is called by the runtime poller; false means "wait for readiness".
 func (s *Socket) recv(fd uintptr) bool {
 	for {
@@ -205,20 +317,9 @@ func (s *Socket) recv(fd uintptr) bool {
 // Send implements engine.Socket: it writes the reply as one Ethernet frame
 // from the interface's MAC and IPv4 address to dst.
 func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.Destination) error {
-	if !dst.IP.Is4() {
-		return fmt.Errorf("rawsock: destination %v is not IPv4", dst.IP)
-	}
-	h := frame.Header{
-		Eth: frame.Ethernet{Dst: dst.MAC, Src: s.mac},
-		IP:  frame.IPv4{TTL: 64, Src: s.ip, Dst: dst.IP.As4()},
-		UDP: frame.UDP{SrcPort: dst.SrcPort, DstPort: dst.Port},
-	}
-	buf, ok := reply.Frame(frame.HeaderLen)
-	if !ok {
-		return errors.New("rawsock: reply too large")
-	}
-	if _, err := frame.PutHeaders(buf, &h, len(buf)-frame.HeaderLen); err != nil {
-		return fmt.Errorf("rawsock: building frame: %w", err)
+	buf, err := s.buildFrame(reply, dst)
+	if err != nil {
+		return err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -242,6 +343,89 @@ func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.
 	}
 }
 
+// buildFrame puts the Ethernet, IPv4 and UDP headers in front of the
+// reply's payload, in the reply buffer's headroom.
+func (s *Socket) buildFrame(reply *engine.ReplyBuffer, dst engine.Destination) ([]byte, error) {
+	if !dst.IP.Is4() {
+		return nil, fmt.Errorf("rawsock: destination %v is not IPv4", dst.IP)
+	}
+	h := frame.Header{
+		Eth: frame.Ethernet{Dst: dst.MAC, Src: s.mac},
+		IP:  frame.IPv4{TTL: 64, Src: s.ip, Dst: dst.IP.As4()},
+		UDP: frame.UDP{SrcPort: dst.SrcPort, DstPort: dst.Port},
+	}
+	buf, ok := reply.Frame(frame.HeaderLen)
+	if !ok {
+		return nil, errors.New("rawsock: reply too large")
+	}
+	if _, err := frame.PutHeaders(buf, &h, len(buf)-frame.HeaderLen); err != nil {
+		return nil, fmt.Errorf("rawsock: building frame: %w", err)
+	}
+	return buf, nil
+}
+
+// Queue implements engine.BatchSender: it builds the reply's frame in
+// place and adds it to the batch Flush sends with one sendmmsg. The reply
+// buffer must stay untouched until Flush returns. A full batch is flushed
+// first.
+func (s *Socket) Queue(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.Destination) error {
+	buf, err := s.buildFrame(reply, dst)
+	if err != nil {
+		return err
+	}
+	if s.txN == len(s.txHdrs) {
+		sent, err := s.flush()
+		s.txSent += sent
+		if err != nil {
+			return err
+		}
+	}
+	s.txIovs[s.txN].Base = &buf[0]
+	s.txIovs[s.txN].SetLen(len(buf))
+	s.txN++
+	return nil
+}
+
+// Flush implements engine.BatchSender: it sends every queued frame and
+// reports how many left since the last Flush. The batch is empty
+// afterwards even on error.
+func (s *Socket) Flush() (int, error) {
+	sent, err := s.flush()
+	sent += s.txSent
+	s.txSent = 0
+	return sent, err
+}
+
+func (s *Socket) flush() (int, error) {
+	n := s.txN
+	s.txN = 0
+	if n == 0 {
+		return 0, nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, engine.ErrClosed
+	}
+	sent := 0
+	for tries := 0; sent < n; {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.txHdrs[sent])), uintptr(n-sent), 0, 0, 0)
+		switch {
+		case e == 0:
+			sent += int(r)
+			continue
+		case e == unix.EINTR:
+			continue
+		case e != unix.EAGAIN || tries == 3:
+			return sent, fmt.Errorf("rawsock: sendmmsg: %w", e)
+		}
+		tries++
+		pfd := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+		_, _ = unix.Poll(pfd[:], 10)
+	}
+	return sent, nil
+}
+
 // Close closes the socket and releases the filter's maps; a blocked
 // ReadBatch returns engine.ErrClosed.
 func (s *Socket) Close() error {
@@ -251,7 +435,11 @@ func (s *Socket) Close() error {
 		return nil
 	}
 	s.closed = true
+	// Close returns once no read is in progress, so the ring can go.
 	err := s.file.Close()
+	if rerr := s.ring.close(); err == nil {
+		err = rerr
+	}
 	s.filter.Close()
 	return err
 }
