@@ -229,6 +229,7 @@ func (e *Elector) Start(ctx context.Context) error {
 func (e *Elector) receiveLoop(r Receiver) {
 	defer close(e.recvDone)
 	buf := make([]byte, 2048)
+	backoff := time.Duration(0)
 	for {
 		n, err := r.Recv(buf)
 		if err != nil {
@@ -237,14 +238,16 @@ func (e *Elector) receiveLoop(r Receiver) {
 			}
 			e.stats.recvErrors.Add(1)
 			e.cfg.Logger.Warn("election: receive", "err", err)
-			e.mu.Lock()
-			closed := e.closed
-			e.mu.Unlock()
-			if closed {
+			// A persistent error (interface gone) must not spin.
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			select {
+			case <-e.stop:
 				return
+			case <-time.After(backoff):
 			}
 			continue
 		}
+		backoff = 0
 		e.Receive(buf[:n])
 	}
 }

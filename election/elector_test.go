@@ -2,6 +2,7 @@ package election
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -339,5 +340,46 @@ func TestActionString(t *testing.T) {
 		if got := a.String(); got != want {
 			t.Errorf("%d: %q, want %q", a, got, want)
 		}
+	}
+}
+
+// flakyPort fails its first reads, then delivers like a hub port.
+type flakyPort struct {
+	*hubPort
+	failures chan struct{}
+}
+
+func (p *flakyPort) Recv(buf []byte) (int, error) {
+	select {
+	case <-p.failures:
+		return 0, errors.New("transient receive error")
+	default:
+		return p.hubPort.Recv(buf)
+	}
+}
+
+func TestReceiveErrorsAreCountedAndSurvived(t *testing.T) {
+	h := &hub{}
+	fp := &flakyPort{hubPort: h.port(), failures: make(chan struct{}, 3)}
+	for i := 0; i < 3; i++ {
+		fp.failures <- struct{}{}
+	}
+	a, err := New(fastConfig(1), nil, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(fastConfig(2), nil, h.port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*Elector{a, b} {
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+	}
+	waitFor(t, "agent 1 to hear agent 2 after its receive errors", func() bool { return len(a.Members()) == 2 })
+	if got := a.Stats().RecvErrors; got != 3 {
+		t.Fatalf("RecvErrors = %d, want 3", got)
 	}
 }
