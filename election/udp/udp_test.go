@@ -75,6 +75,8 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 	defer cancel()
 
 	var electors []*election.Elector
+	var transports []*Transport
+	var asks []*net.UDPConn
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := 1; i <= 3; i++ {
@@ -110,6 +112,8 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 			t.Fatal(err)
 		}
 		electors = append(electors, e)
+		transports = append(transports, tr)
+		asks = append(asks, ask)
 		defer e.Close()
 		defer ask.Close()
 		wg.Add(1)
@@ -190,34 +194,12 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	dst := &net.UDPAddr{IP: net.IPv4(198, 18, 52, 255), Port: askPort}
+	replies := askAll(t, cs)
 	answers := map[[6]byte][]uint64{}
-	for c := 0; c < numClients; c++ {
-		mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
-		if _, err := cs.WriteToUDP(mac[:], dst); err != nil {
-			t.Fatal(err)
+	for mac, rs := range replies {
+		for _, r := range rs {
+			answers[mac] = append(answers[mac], r.agent)
 		}
-	}
-	// Collect until every client has an answer, then long enough for any
-	// duplicate (a failover answer comes FailoverDepth waits late at most).
-	buf := make([]byte, 64)
-	deadline := time.Now().Add(10 * time.Second)
-	extended := false
-	for {
-		if len(answers) == numClients && !extended {
-			deadline, extended = time.Now().Add(2*time.Second), true
-		}
-		_ = cs.SetReadDeadline(deadline)
-		n, _, err := cs.ReadFromUDP(buf)
-		if err != nil {
-			break
-		}
-		if n != 14 {
-			t.Fatalf("odd reply of %d bytes", n)
-		}
-		var mac [6]byte
-		copy(mac[:], buf[:6])
-		answers[mac] = append(answers[mac], binary.BigEndian.Uint64(buf[6:14]))
 	}
 	perAgent := map[uint64]int{}
 	for c := 0; c < numClients; c++ {
@@ -264,6 +246,78 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		}
 	}
 	t.Logf("answers per agent: %v", perAgent)
+
+	// Crash the busiest agent (its sockets vanish, no goodbye) and let
+	// every client retry: the crashed agent's clients are answered by
+	// another agent one ElectionWait later, the others keep their agent.
+	victim := uint64(1)
+	for a, n := range perAgent {
+		if n > perAgent[victim] {
+			victim = a
+		}
+	}
+	_ = transports[victim-1].Close()
+	_ = asks[victim-1].Close()
+	wait := electors[0].Config().ElectionWait
+	retries := askAll(t, cs)
+	for c := 0; c < numClients; c++ {
+		mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
+		got := retries[mac]
+		if len(got) != 1 {
+			t.Fatalf("retry of client %d: %d answers %v, want exactly one", c, len(got), got)
+		}
+		first := answers[mac][0]
+		switch {
+		case got[0].agent == victim:
+			t.Fatalf("client %d answered by the crashed agent", c)
+		case first != victim && got[0].agent != first:
+			t.Fatalf("client %d moved from live agent %d to %d", c, first, got[0].agent)
+		case first == victim && got[0].delay > wait+500*time.Millisecond:
+			t.Fatalf("client %d of the crashed agent answered after %v (ElectionWait %v)", c, got[0].delay, wait)
+		}
+	}
+}
+
+type reply struct {
+	agent uint64
+	delay time.Duration // since the request was sent
+}
+
+// askAll broadcasts one request per client and collects the replies until
+// every client has one, then long enough for any duplicate (a failover
+// answer comes FailoverDepth waits late at most).
+func askAll(t *testing.T, cs *net.UDPConn) map[[6]byte][]reply {
+	t.Helper()
+	dst := &net.UDPAddr{IP: net.IPv4(198, 18, 52, 255), Port: askPort}
+	sent := map[[6]byte]time.Time{}
+	for c := 0; c < numClients; c++ {
+		mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
+		sent[mac] = time.Now()
+		if _, err := cs.WriteToUDP(mac[:], dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[[6]byte][]reply{}
+	buf := make([]byte, 64)
+	deadline := time.Now().Add(10 * time.Second)
+	extended := false
+	for {
+		if len(out) == numClients && !extended {
+			deadline, extended = time.Now().Add(2*time.Second), true
+		}
+		_ = cs.SetReadDeadline(deadline)
+		n, _, err := cs.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		if n != 14 {
+			t.Fatalf("odd reply of %d bytes", n)
+		}
+		var mac [6]byte
+		copy(mac[:], buf[:6])
+		out[mac] = append(out[mac], reply{binary.BigEndian.Uint64(buf[6:14]), time.Since(sent[mac])})
+	}
+	return out
 }
 
 func TestListenErrors(t *testing.T) {
