@@ -112,7 +112,9 @@ type round struct {
 
 // handoffWait is a handoff waiting for the target's claim.
 type handoffWait struct {
-	target  AgentID
+	target  AgentID   // the holder asked now
+	tried   []AgentID // this agent and every holder asked so far
+	msg     wire.Handoff
 	timer   Timer
 	waiters []func(Decision)
 }
@@ -644,7 +646,7 @@ func (e *Elector) RequestHandOff(client ClientKey, image string, payload []byte,
 		return
 	}
 	now := e.clock.Now()
-	target := best(e.members, e.self.id, now.UnixNano(), client.MAC, h)
+	target := best(e.members, []AgentID{e.self.id}, now.UnixNano(), client.MAC, h)
 	if target == nil {
 		e.stats.handoffNoHolder.Add(1)
 		e.callLater(done, serve)
@@ -660,25 +662,37 @@ func (e *Elector) RequestHandOff(client ClientKey, image string, payload []byte,
 		st.handoff.waiters = append(st.handoff.waiters, done)
 		return
 	}
-	hw := &handoffWait{target: target.id, waiters: []func(Decision){done}}
+	hw := &handoffWait{waiters: []func(Decision){done}, tried: []AgentID{e.self.id},
+		msg: wire.Handoff{Claim: wire.Claim{Client: toWireClient(client), Image: h, HoldMS: uint32(e.cfg.Reserve / time.Millisecond)}, Payload: slices.Clone(payload)}}
 	st.handoff = hw
-	ho := wire.Handoff{Claim: wire.Claim{Client: toWireClient(client), Image: h, HoldMS: uint32(e.cfg.Reserve / time.Millisecond)}, Target: uint64(target.id), Payload: payload}
+	e.sendHandoffLocked(st, hw, target.id)
+}
+
+// MaxHandoffTargets is how many holders a handoff tries before the agent
+// that asked Central answers itself.
+const MaxHandoffTargets = 2
+
+// sendHandoffLocked hands the client to target (twice, unless
+// SingleClaim) and waits ElectionWait for its claim; then it tries the
+// next holder, or answers here.
+func (e *Elector) sendHandoffLocked(st *clientState, hw *handoffWait, target AgentID) {
+	hw.target = target
+	hw.tried = append(hw.tried, target)
+	hw.msg.Target = uint64(target)
 	send := func() {
 		var err error
-		e.sendBuf, err = e.codec.AppendHandoff(e.sendBuf[:0], e.header(), &ho)
+		e.sendBuf, err = e.codec.AppendHandoff(e.sendBuf[:0], e.header(), &hw.msg)
 		if err == nil {
 			e.stats.handoffsSent.Add(1)
 			e.sendLocked()
 		}
 	}
 	send()
-	payload = slices.Clone(payload)
-	ho.Payload = payload
 	if !e.cfg.SingleClaim {
 		e.clock.AfterFunc(e.cfg.ElectionWait/2, func() {
 			e.mu.Lock()
 			defer e.unlock()
-			if !e.closed && st.handoff == hw {
+			if !e.closed && st.handoff == hw && hw.target == target {
 				send()
 			}
 		})
@@ -686,13 +700,21 @@ func (e *Elector) RequestHandOff(client ClientKey, image string, payload []byte,
 	hw.timer = e.clock.AfterFunc(e.cfg.ElectionWait, func() {
 		e.mu.Lock()
 		defer e.unlock()
-		if e.closed || st.handoff != hw {
+		if e.closed || st.handoff != hw || hw.target != target {
 			return
 		}
-		// The holder did not take it: this agent answers after all.
 		e.stats.handoffsFailed.Add(1)
-		e.cfg.Logger.Warn("election: handoff not taken, answering here", "client", net.HardwareAddr(client.MAC[:]).String(), "target", uint64(hw.target))
-		e.claimLocked(st, h, e.clock.Now())
+		now := e.clock.Now()
+		if len(hw.tried)-1 < MaxHandoffTargets {
+			if next := best(e.members, hw.tried, now.UnixNano(), st.key.MAC, hw.msg.Image); next != nil {
+				e.cfg.Logger.Warn("election: handoff not taken, trying the next holder", "client", net.HardwareAddr(st.key.MAC[:]).String(), "target", uint64(target), "next", uint64(next.id))
+				e.sendHandoffLocked(st, hw, next.id)
+				return
+			}
+		}
+		// No holder took it: this agent answers after all.
+		e.cfg.Logger.Warn("election: handoff not taken, answering here", "client", net.HardwareAddr(st.key.MAC[:]).String(), "target", uint64(target))
+		e.claimLocked(st, hw.msg.Image, now)
 		e.resolveHandoff(st, Decision{Action: Serve, Agent: e.self.id})
 	})
 }

@@ -201,13 +201,14 @@ func position(members []*member, self *member, pinned AgentID, now int64, mac [6
 	return pos
 }
 
-// best returns the best eligible member holding image, other than skip.
-func best(members []*member, skip AgentID, now int64, mac [6]byte, image uint64) *member {
+// best returns the best eligible member holding image, other than those
+// in skip.
+func best(members []*member, skip []AgentID, now int64, mac [6]byte, image uint64) *member {
 	k := macKey(mac)
 	var top *member
 	var topKey rankKey
 	for _, m := range members {
-		if m.id == skip || !m.eligible(now) || !m.holds(image) {
+		if slices.Contains(skip, m.id) || !m.eligible(now) || !m.holds(image) {
 			continue
 		}
 		if key := m.key(k, image, now); top == nil || key.better(topKey) {

@@ -86,7 +86,7 @@ func TestRendezvousShareWith200Agents(t *testing.T) {
 	ms := testMembers(agents, nil)
 	wins := make([]int, agents)
 	for c := 0; c < clients; c++ {
-		b := best(ms, 0, 0, mac(c), 0)
+		b := best(ms, nil, 0, mac(c), 0)
 		if b != nil {
 			t.Fatal("best without image holders returned a member")
 		}

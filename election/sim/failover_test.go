@@ -281,3 +281,38 @@ func TestExplicitClaimPinsTheClient(t *testing.T) {
 		t.Fatalf("answers %v, want only agent %d which claimed the client", *got, last)
 	}
 }
+
+func TestHandoffToDeadHolderTriesTheNext(t *testing.T) {
+	const agents = 10
+	out := run(t, Scenario{Seed: 14, Agents: agents, Clients: 300, Rate: 300,
+		Images:       holdsEveryFifth, // agents 0 and 5 hold the image
+		HandOffImage: func(int) string { return "winpe-x64" },
+		Setup:        func(n *Network) { n.Nodes[0].Kill() }, // still in every view for 3 s
+	})
+	failed := uint64(0)
+	for _, nd := range out.Net.Nodes {
+		failed += nd.Elector.Stats().HandoffsFailed
+	}
+	if failed == 0 {
+		t.Fatal("no handoff to the dead holder failed: the test proves nothing")
+	}
+	if out.ExactlyOne != len(out.Clients) {
+		t.Fatalf("exactly one answer for %d of %d clients (none %d, multiple %d)", out.ExactlyOne, len(out.Clients), out.None, out.Multiple)
+	}
+	if out.PerAgent[0] != 0 {
+		t.Fatalf("the dead agent answered %d clients", out.PerAgent[0])
+	}
+	// The next holder (agent 5) took every handed-off client: nobody
+	// lacking the image answered.
+	for i, n := range out.PerAgent {
+		if i != 5 && n != 0 {
+			t.Fatalf("agent %d, which lacks the image, answered %d clients", i, n)
+		}
+	}
+	for i, cr := range out.Clients {
+		if want := fmt.Sprintf("central:%d:winpe-x64", i); string(cr.Payload) != want {
+			t.Fatalf("client %d answered with %q, want Central's answer %q", i, cr.Payload, want)
+		}
+	}
+	t.Logf("%d handoffs to the dead holder went on to the next holder", failed)
+}
