@@ -383,3 +383,30 @@ func TestReceiveErrorsAreCountedAndSurvived(t *testing.T) {
 		t.Fatalf("RecvErrors = %d, want 3", got)
 	}
 }
+
+func TestRestartedPeerWithLowerNonceIsHeardAgain(t *testing.T) {
+	clk := &manualClock{now: time.Unix(1_800_000_000, 0)}
+	e, err := New(fastConfig(1), clk, &capture{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := wire.NewCodec(testKey)
+	hb := func(nonce uint64) []byte {
+		b, _ := c.AppendHeartbeat(nil, wire.Header{Subnet: 7, Sender: 2, Time: clk.now.UnixMilli(), Nonce: nonce},
+			&wire.Heartbeat{IntervalMS: 100, EpochMS: 1000, Now: wire.Load{Weight: 1}, Next: wire.Load{Weight: 1}})
+		return b
+	}
+	e.Receive(hb(1_000_000))
+	e.Receive(hb(5)) // restarted with its clock stepped back
+	if s := e.Stats(); s.Accepted != 1 || s.DroppedReplay != 1 {
+		t.Fatalf("accepted %d, replays %d; want 1 and 1", s.Accepted, s.DroppedReplay)
+	}
+	clk.Step(2*DefaultMaxClockSkew+time.Second, 50*time.Millisecond)
+	e.Receive(hb(6))
+	if s := e.Stats(); s.Accepted != 2 {
+		t.Fatalf("the restarted peer is still not heard after 2 x MaxClockSkew (accepted %d)", s.Accepted)
+	}
+}
