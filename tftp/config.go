@@ -117,14 +117,14 @@ type TransferStats struct {
 	GapRestarts int64 // windows restarted early because the client reported a gap
 	// MinWindow is the smallest burst (blocks sent before waiting for an
 	// ACK) the loss control used; Windowsize when there was no loss.
-	// Regrowths counts the times the burst grew back to Windowsize after
-	// a decrease.
-	MinWindow int
-	Regrowths int64
-	Duration  time.Duration
-	Upload    bool // a write request: Bytes counts bytes received and stored
-	Outcome   Outcome
-	Err       error
+	// WindowIncreases counts the additive increases of the burst after a
+	// decrease (one per window acknowledged without loss).
+	MinWindow       int
+	WindowIncreases int64
+	Duration        time.Duration
+	Upload          bool // a write request: Bytes counts bytes received and stored
+	Outcome         Outcome
+	Err             error
 }
 
 // Counters are server-wide counts since start.

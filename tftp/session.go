@@ -369,8 +369,8 @@ func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
 
 // setCwnd changes the burst size and keeps its statistics.
 func (s *session) setCwnd(n int) {
-	if n == s.window && s.cwnd < s.window {
-		s.stats.Regrowths++
+	if n > s.cwnd {
+		s.stats.WindowIncreases++
 	}
 	s.cwnd = n
 	s.stats.MinWindow = min(s.stats.MinWindow, n)

@@ -44,6 +44,7 @@ func (s *session) receiveUpload(ctx context.Context) (err error) {
 	sinceAck := 0
 	timeouts := 0
 	reported := false // the current gap or duplicate run was answered
+	var reportedAt time.Time
 	var stored int64
 	for {
 		pkt, err := s.recv(ctx, time.Now().Add(s.timeout))
@@ -128,8 +129,8 @@ func (s *session) receiveUpload(ctx context.Context) (err error) {
 			if delta >= 0x8000 {
 				s.stats.Retransmits++
 			}
-			if !reported {
-				reported = true
+			if !reported || time.Since(reportedAt) >= reAckInterval {
+				reported, reportedAt = true, time.Now()
 				sinceAck = 0
 				if err := send(codec.AppendAck(ack[:0], uint16(expected-1))); err != nil {
 					return err
@@ -142,6 +143,11 @@ func (s *session) receiveUpload(ctx context.Context) (err error) {
 // dallyUpload answers a resent final block with the final ACK until the
 // client has been quiet for one timeout (RFC 1350 section 6: the final ACK
 // may be lost).
+// reAckInterval is how long after reporting a gap or a duplicate the
+// receiver reports again if the sender keeps resending (the report was
+// lost): shorter than any sender's timeout, longer than one burst.
+const reAckInterval = 10 * time.Millisecond
+
 func (s *session) dallyUpload(ctx context.Context) {
 	final := uint16(s.stats.Bytes/int64(s.blksize) + 1)
 	var ack [4]byte

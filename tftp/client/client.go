@@ -41,6 +41,7 @@ type Result struct {
 	OACK       bool // the server acknowledged options
 	Duration   time.Duration
 	AcksResent int64 // ACKs sent again after a timeout, gap or duplicate
+	Timeouts   int64 // receive timeouts after the transfer started (each resends the last ACK)
 	Syscalls   uint64
 }
 
@@ -53,6 +54,11 @@ type ServerError struct {
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("server error %d (%v): %s", e.Code, e.Code, e.Message)
 }
+
+// reAckInterval is how long after answering a retransmitted block the
+// client answers the next one again: shorter than any server's
+// retransmission timeout, longer than one burst of duplicates.
+const reAckInterval = 10 * time.Millisecond
 
 // gapThreshold is how many later blocks prove a gap rather than reordering.
 const gapThreshold = 2
@@ -141,10 +147,11 @@ type getter struct {
 	outOfOrder int // later blocks seen since the gap opened
 	// Blocks that arrived ahead of a missing one, kept so the server's
 	// resend of the gap completes the window at once.
-	slots     [][]byte
-	slotBlock []int64
-	dupAcked  bool // answered a retransmission since the last new block
-	lastAcked int64
+	slots      [][]byte
+	slotBlock  []int64
+	dupAcked   bool // answered a retransmission since the last new block
+	dupAckedAt time.Time
+	lastAcked  int64
 }
 
 func setRecvBuffer(conn *net.UDPConn, n int) {
@@ -290,6 +297,7 @@ func (c *getter) receive() error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				timeouts++
+				c.res.Timeouts++
 				if timeouts > c.opts.Retries {
 					return fmt.Errorf("%w: no DATA after block %d", ErrTimeout, c.expected-1)
 				}
@@ -388,10 +396,13 @@ func (c *getter) handle(pkt []byte) (bool, error) {
 	default:
 		// An earlier block: the server is retransmitting, so it missed or
 		// ignored our last ACK. Tell it where we are, once per episode.
-		if !c.dupAcked {
+		// If that ACK is lost too, the server resends again: answer
+		// again once a resend round can have passed.
+		if !c.dupAcked || time.Since(c.dupAckedAt) >= reAckInterval {
 			c.sendAck(c.expected - 1)
 			c.res.AcksResent++
 			c.dupAcked = true
+			c.dupAckedAt = time.Now()
 		}
 	}
 	return false, nil
