@@ -206,6 +206,10 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
 		got := answers[mac]
 		if len(got) != 1 {
+			for _, e := range electors {
+				s := e.Stats()
+				t.Logf("agent %d: requests %d served %d deferred %d received %d accepted %d members %d", e.ID(), s.Requests, s.Served, s.Deferred, s.Received, s.Accepted, len(e.Members()))
+			}
 			t.Fatalf("client %d: answers from %v, want exactly one", c, got)
 		}
 		perAgent[got[0]]++
@@ -283,51 +287,46 @@ type reply struct {
 	delay time.Duration // since the request was sent
 }
 
-// askAll broadcasts one request per client and collects the replies until
-// every client has one, then long enough for any duplicate (a failover
-// answer comes FailoverDepth waits late at most).
+// askAll broadcasts one request per client, repeats the requests still
+// unanswered every 2.5 s like a PXE client (a fresh veth may drop the first
+// frames), and collects the replies until every client has one, then long
+// enough for any duplicate (a failover answer comes FailoverDepth waits
+// late at most).
 func askAll(t *testing.T, cs *net.UDPConn) map[[6]byte][]reply {
 	t.Helper()
 	dst := &net.UDPAddr{IP: net.IPv4(198, 18, 52, 255), Port: askPort}
 	sent := map[[6]byte]time.Time{}
-	for c := 0; c < numClients; c++ {
-		mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
-		sent[mac] = time.Now()
-		if _, err := cs.WriteToUDP(mac[:], dst); err != nil {
-			t.Fatal(err)
-		}
-	}
 	out := map[[6]byte][]reply{}
 	buf := make([]byte, 64)
-	deadline := time.Now().Add(10 * time.Second)
-	extended := false
-	for {
-		if len(out) == numClients && !extended {
-			deadline, extended = time.Now().Add(2*time.Second), true
+	for attempt := 0; attempt < 4 && len(out) < numClients; attempt++ {
+		for c := 0; c < numClients; c++ {
+			mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
+			if len(out[mac]) > 0 {
+				continue
+			}
+			sent[mac] = time.Now()
+			if _, err := cs.WriteToUDP(mac[:], dst); err != nil {
+				t.Fatal(err)
+			}
 		}
-		_ = cs.SetReadDeadline(deadline)
-		n, _, err := cs.ReadFromUDP(buf)
-		if err != nil {
-			break
+		deadline := time.Now().Add(2500 * time.Millisecond)
+		extended := false
+		for {
+			if len(out) == numClients && !extended {
+				deadline, extended = time.Now().Add(2*time.Second), true
+			}
+			_ = cs.SetReadDeadline(deadline)
+			n, _, err := cs.ReadFromUDP(buf)
+			if err != nil {
+				break
+			}
+			if n != 14 {
+				t.Fatalf("odd reply of %d bytes", n)
+			}
+			var mac [6]byte
+			copy(mac[:], buf[:6])
+			out[mac] = append(out[mac], reply{binary.BigEndian.Uint64(buf[6:14]), time.Since(sent[mac])})
 		}
-		if n != 14 {
-			t.Fatalf("odd reply of %d bytes", n)
-		}
-		var mac [6]byte
-		copy(mac[:], buf[:6])
-		out[mac] = append(out[mac], reply{binary.BigEndian.Uint64(buf[6:14]), time.Since(sent[mac])})
 	}
 	return out
-}
-
-func TestListenErrors(t *testing.T) {
-	if _, err := Listen(Options{}); err == nil {
-		t.Fatal("no interface accepted")
-	}
-	if _, err := Listen(Options{Interface: "no-such-if0"}); err == nil {
-		t.Fatal("missing interface accepted")
-	}
-	if _, err := Listen(Options{Interface: "lo", Port: 70000}); err == nil {
-		t.Fatal("port 70000 accepted")
-	}
 }
