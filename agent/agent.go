@@ -304,7 +304,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	w := uint8(cfg.Weight)
 	a.elector, err = election.New(election.Config{
 		Agent: electionID(a.st.AgentID), Subnet: election.SubnetID(a.prefix), Key: []byte(a.st.ElectionKey),
-		Weight: &w, ElectionWait: cfg.ElectionWait, Reserve: cfg.Reserve, Addr: a.ip, Logger: a.log,
+		Weight: &w, ElectionWait: cfg.ElectionWait, Reserve: cfg.Reserve, HeartbeatInterval: cfg.Heartbeat, LoadEpoch: cfg.LoadEpoch,
+		Addr: a.ip, Logger: a.log,
 	}, nil, tr)
 	if err != nil {
 		tr.Close()

@@ -32,6 +32,8 @@ type Config struct {
 	Weight       int    // 0-99; 0 = never answer
 	ElectionWait time.Duration
 	Reserve      time.Duration
+	Heartbeat    time.Duration // election heartbeat interval
+	LoadEpoch    time.Duration // election load epoch; 0 = 10 heartbeats
 
 	// DHCP snooping.
 	Snooping        bool
@@ -102,6 +104,8 @@ func NewSet(cfg *Config, name string, out io.Writer) *Set {
 	s.integer(&cfg.Weight, "weight", 50, "election weight 0-99; 0 never answers clients")
 	s.dur(&cfg.ElectionWait, "election-wait", 200*time.Millisecond, "how long the next agent in rank waits for a claim before answering (ElectionWaitSecs)")
 	s.dur(&cfg.Reserve, "reserve", 30*time.Second, "how long a claim keeps a client on its agent (ReserveSecs)")
+	s.dur(&cfg.Heartbeat, "election-heartbeat", time.Second, "election heartbeat interval; an agent silent for 3 intervals leaves the view")
+	s.dur(&cfg.LoadEpoch, "election-load-epoch", 0, "how often announced weights and loads take effect (0: 10 heartbeats; at least 4); a new agent answers from its second epoch")
 	s.boolean(&cfg.Snooping, "snooping", false, "DHCP-snooping networks: serve on the snoop server port and answer on the snoop client port")
 	s.integer(&cfg.SnoopServerPort, "snoop-server-port", 2067, "port requests arrive on in snooping mode")
 	s.integer(&cfg.SnoopClientPort, "snoop-client-port", 2068, "port replies go to in snooping mode")
@@ -289,6 +293,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionWait <= 0 || c.ElectionWait > 10*time.Second {
 		add(invalid("election-wait", "%v is out of range (0, 10s]", c.ElectionWait))
+	}
+	if c.Heartbeat < 50*time.Millisecond || c.Heartbeat > time.Minute {
+		add(invalid("election-heartbeat", "%v is out of range [50ms, 1m]", c.Heartbeat))
+	}
+	if c.LoadEpoch != 0 && (c.LoadEpoch < 4*c.Heartbeat || c.LoadEpoch > time.Hour) {
+		add(invalid("election-load-epoch", "%v must be 0 or between 4 heartbeats (%v) and 1h", c.LoadEpoch, 4*c.Heartbeat))
 	}
 	if c.Reserve < c.ElectionWait {
 		add(invalid("reserve", "%v is shorter than election-wait", c.Reserve))

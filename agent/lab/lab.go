@@ -193,7 +193,10 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		}
 		args := append([]string{"agent", "--interface", "eth0", "--central-url", s.CentralURL,
 			"--enrollment-key", s.EnrollKey, "--cache-dir", filepath.Join(s.Dir, name),
-			"--metrics-listen", ip + ":9120", "--log-format", "json", "--drain-timeout", "5s"}, o.AgentArgs...)
+			"--metrics-listen", ip + ":9120", "--log-format", "json", "--drain-timeout", "5s",
+			// Short election timers: a new agent may answer from its second
+			// load epoch, so 1s epochs make the site ready in seconds.
+			"--election-heartbeat", "250ms", "--election-load-epoch", "1s"}, o.AgentArgs...)
 		s.Agents = append(s.Agents, &Proc{Name: name, Host: h, Args: args, Log: filepath.Join(s.Dir, name+".log")})
 	}
 	if s.Clients, err = s.Lab.AddHost("clients", host(p, ClientHost)); err != nil {
