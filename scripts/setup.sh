@@ -34,5 +34,20 @@ for svc in tftpd-hpa isc-dhcp-server postgresql; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
 cd "$(dirname "$0")/.."
+
+# atftpd (a TFTP server with RFC 7440 windowsize, used by the TFTP benchmark as
+# a peer) conflicts with tftpd-hpa as a Debian package, so it is unpacked, not
+# installed: the benchmark finds it through PEERBOOT_ATFTPD or this path.
+peers=/opt/peerboot-peers
+if [[ ! -x $peers/atftpd/usr/sbin/atftpd ]]; then
+  work=$(mktemp -d /tmp/peerboot-setup.XXXXXX); chmod 755 "$work"
+  (cd "$work" && apt-get download -qq atftpd 2>/dev/null) && mkdir -p "$peers/atftpd" \
+    && dpkg -x "$work"/atftpd_*.deb "$peers/atftpd" || echo "setup.sh: could not unpack atftpd (only the TFTP benchmark needs it)" >&2
+  rm -rf "$work"
+fi
+
+# A Debian kernel, unpacked without installing, for the boot-to-Linux tests.
+scripts/fetch-test-kernel.sh
+
 go mod download
 echo "setup.sh: ready"
