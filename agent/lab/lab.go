@@ -71,6 +71,24 @@ func (p *Proc) Running() bool {
 	}
 }
 
+// Wait waits for the process to exit and returns its exit code (-1 when
+// killed by a signal).
+func (p *Proc) Wait() int {
+	if p.done == nil {
+		return -1
+	}
+	<-p.done
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) error {
+	if !p.Running() {
+		return errors.New("lab: " + p.Name + " is not running")
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
 // Site is Central, agents and a client namespace on one bridge.
 type Site struct {
 	opts       Options
