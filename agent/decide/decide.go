@@ -267,11 +267,14 @@ func (d *Decider) remember(mac [6]byte, out pxe.Decision, now time.Time) pxe.Dec
 	return out
 }
 
-func macString(m [6]byte) string {
+// MACString formats a MAC the way Central normalises it.
+func MACString(m [6]byte) string {
 	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
-func guidString(c *pxe.Client) string {
+// GUIDString returns the client's usable SMBIOS GUID in Central's form,
+// or "" when it sent none (or an all-zero / all-FF one).
+func GUIDString(c *pxe.Client) string {
 	if !c.HasGUID {
 		return ""
 	}
@@ -285,7 +288,7 @@ func guidString(c *pxe.Client) string {
 
 // central asks Central, falling back to the cached decision set.
 func (d *Decider) central(ctx context.Context, c *pxe.Client, peek bool) (cdecide.Decision, string, error) {
-	req := api.DecideRequest{MAC: macString(c.MAC), GUID: guidString(c), Arch: strconv.Itoa(int(c.Arch)), Peek: peek}
+	req := api.DecideRequest{MAC: MACString(c.MAC), GUID: GUIDString(c), Arch: strconv.Itoa(int(c.Arch)), Peek: peek}
 	if d.cfg.Subnet.IsValid() {
 		req.Subnet = d.cfg.Subnet.String()
 	}
@@ -362,7 +365,7 @@ func (d *Decider) record(c *pxe.Client, cd cdecide.Decision, action, source, not
 	detail, _ := json.Marshal(map[string]string{"action": action, "source": source, "note": note, "arch": c.Class.String()})
 	ev := model.Event{
 		AgentID: d.cfg.AgentID, Time: d.cfg.Now().UTC(), Type: model.EventPXEDecision,
-		MAC: macString(c.MAC), GUID: guidString(c), ImageID: cd.ImageID, DeploymentID: cd.DeploymentID,
+		MAC: MACString(c.MAC), GUID: GUIDString(c), ImageID: cd.ImageID, DeploymentID: cd.DeploymentID,
 		Required: cd.Required, Detail: detail,
 	}
 	if d.cfg.Subnet.IsValid() {

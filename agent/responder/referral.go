@@ -94,7 +94,7 @@ func (r *Referrer) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, err
 		return pxe.Decision{Action: pxe.Ignore}, nil
 	}
 	cd, err := r.Central.Decide(ctx, api.DecideRequest{
-		MAC: macString(c.MAC), Arch: strconv.Itoa(int(c.Arch)), Subnet: c.GIAddr.String(), GUID: guidString(c),
+		MAC: agentdecide.MACString(c.MAC), Arch: strconv.Itoa(int(c.Arch)), Subnet: c.GIAddr.String(), GUID: agentdecide.GUIDString(c),
 	})
 	if err != nil {
 		r.Errors.Add(1)
@@ -127,7 +127,7 @@ func (r *Referrer) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, err
 	r.mu.Unlock()
 	r.Referred.Add(1)
 	if r.Log != nil {
-		r.Log.Info("referred client", "mac", macString(c.MAC), "relay", c.GIAddr, "agent", agent.ID, "server", addr, "file", d.BootFile)
+		r.Log.Info("referred client", "mac", agentdecide.MACString(c.MAC), "relay", c.GIAddr, "agent", agent.ID, "server", addr, "file", d.BootFile)
 	}
 	return d, nil
 }
@@ -237,20 +237,4 @@ func addressIn(a model.Agent, giaddr netip.Addr) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-func macString(m [6]byte) string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
-}
-
-func guidString(c *pxe.Client) string {
-	if !c.HasGUID {
-		return ""
-	}
-	g := c.GUID
-	s := fmt.Sprintf("%x-%x-%x-%x-%x", g[0:4], g[4:6], g[6:8], g[8:10], g[10:16])
-	if n, usable, err := model.NormalizeGUID(s); err == nil && usable {
-		return n
-	}
-	return ""
 }
