@@ -188,8 +188,14 @@ func checkLossOutcome(t *testing.T, f testFile, sum string, getErr error, stats 
 		t.Fatal("no transfer statistics from the server")
 	}
 	if getErr == nil {
-		if sum != f.sum || st.Outcome != OutcomeComplete {
-			t.Fatalf("download finished with sha256 %s (want %s), server outcome %s", sum, f.sum, st.Outcome)
+		if sum != f.sum {
+			t.Fatalf("download finished with sha256 %s, want %s", sum, f.sum)
+		}
+		// The final ACK can be lost after the client has left (RFC 1350's
+		// last-ACK ambiguity): the server then times out on the last
+		// window, which is clean as long as it had sent every block.
+		if st.Outcome != OutcomeComplete && !(st.Outcome == OutcomeTimeout && st.Bytes >= f.size-int64(st.Windowsize*st.Blksize)) {
+			t.Fatalf("download complete but the server's outcome is %s after %d of %d bytes", st.Outcome, st.Bytes, f.size)
 		}
 		return st
 	}
@@ -208,7 +214,7 @@ func checkLossOutcome(t *testing.T, f testFile, sum string, getErr error, stats 
 
 // TestKernelLoss downloads through kernel-level random loss between two
 // namespaces: 50 MiB at 5% loss each way must arrive intact with the server
-// sending under 1.5x the file; 2 MiB at 20% must arrive intact or fail
+// sending under 1.5x the file (and 10 MiB at 1%); 5 MiB at 20% must arrive intact or fail
 // cleanly at the retry limit.
 func TestKernelLoss(t *testing.T) {
 	if err := netlab.Available(); err != nil {
@@ -225,7 +231,8 @@ func TestKernelLoss(t *testing.T) {
 		maxRatio float64
 	}{
 		{lossCase{"5pct-50MiB", 0.05, 0, 0, 50 << 20}, "198.18.71", 1.5},
-		{lossCase{"20pct-2MiB", 0.20, 0, 0, 2 << 20}, "198.18.72", 0},
+		{lossCase{"1pct-10MiB", 0.01, 0, 0, 10 << 20}, "198.18.73", 1.5},
+		{lossCase{"20pct-5MiB", 0.20, 0, 0, 5 << 20}, "198.18.72", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,7 +259,7 @@ func TestKernelLoss(t *testing.T) {
 			}
 			if tc.maxRatio > 0 {
 				if err != nil {
-					t.Fatalf("the 5%% download must complete: %v", err)
+					t.Fatalf("the %.0f%% download must complete: %v", tc.loss*100, err)
 				}
 				if ratio >= tc.maxRatio {
 					t.Fatalf("server sent %.3fx the file, want < %.1fx", ratio, tc.maxRatio)
@@ -283,8 +290,8 @@ func TestLossDupReorder(t *testing.T) {
 	os.Chmod(root, 0o755)
 	cases := []lossCase{
 		{"1pct", 0.01, 0.01, 0.01, 10 << 20},
-		{"5pct", 0.05, 0.05, 0.05, 5 << 20},
-		{"20pct", 0.20, 0.20, 0.20, 1 << 20},
+		{"5pct", 0.05, 0.05, 0.05, 10 << 20},
+		{"20pct", 0.20, 0.20, 0.20, 5 << 20},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -353,11 +353,15 @@ func (s *session) negotiate(ctx context.Context, rto time.Duration) error {
 			return err
 		}
 		s.stats.SentBytes += int64(len(s.oack))
-		acked, err := s.waitAck(ctx, 0, 1, time.Now().Add(rto))
+		sent := time.Now()
+		acked, err := s.waitAck(ctx, 0, 1, sent.Add(rto))
 		if err != nil {
 			return err
 		}
 		if acked == 0 {
+			if tries == 0 {
+				s.sampleRTT(time.Since(sent)) // one datagram each way: a clean first sample
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -381,6 +385,11 @@ func (s *session) sampleRTT(r time.Duration) {
 		s.srtt, s.rttvar = r, r/2
 		return
 	}
+	// A window acknowledged late because the client waited for its own
+	// timer says nothing about the path: let one sample at most quadruple
+	// the estimate, so a single outlier cannot inflate the RTO for
+	// hundreds of windows while real changes still show within a few.
+	r = min(r, 4*s.srtt)
 	d := s.srtt - r
 	if d < 0 {
 		d = -d
