@@ -211,6 +211,21 @@ func (s *Set) loadFile(path string, overridden func(string) bool) error {
 		return fmt.Errorf("config file: %w", err)
 	}
 	defer f.Close()
+	return s.loadReader(f, path, overridden)
+}
+
+// LoadReader reads a configuration file's text (named name in errors) over
+// the defaults and validates the result, as the agent does at start.
+func LoadReader(r io.Reader, name string) (Config, error) {
+	var cfg Config
+	s := NewSet(&cfg, "agent", io.Discard)
+	if err := s.loadReader(r, name, func(string) bool { return false }); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func (s *Set) loadReader(f io.Reader, path string, overridden func(string) bool) error {
 	byName := map[string]setting{}
 	for _, st := range s.settings {
 		byName[st.name] = st

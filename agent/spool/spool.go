@@ -140,11 +140,11 @@ func (s *Spool) Append(evs ...model.Event) error {
 		if evs[i].ID == "" {
 			evs[i].ID = model.NewID("ev-")
 		}
-		b, err := json.Marshal(evs[i])
+		rec, err := EncodeRecord(evs[i])
 		if err != nil {
 			return fmt.Errorf("spool: encode event: %w", err)
 		}
-		fmt.Fprintf(&buf, "%08x %s\n", crc32.ChecksumIEEE(b), b)
+		buf.Write(rec)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,6 +286,19 @@ func (s *Spool) read(cur cursor, max int) ([]model.Event, cursor, error) {
 	}
 	return out, cur, nil
 }
+
+// EncodeRecord writes one event as a spool record: the CRC-32 of its JSON
+// in hex, a space, the JSON and a newline.
+func EncodeRecord(ev model.Event) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return fmt.Appendf(nil, "%08x %s\n", crc32.ChecksumIEEE(b), b), nil
+}
+
+// DecodeRecord reads one spool record; ok is false for a torn or corrupt one.
+func DecodeRecord(line []byte) (model.Event, bool) { return decodeRecord(line) }
 
 func decodeRecord(line []byte) (model.Event, bool) {
 	var ev model.Event
