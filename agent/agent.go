@@ -54,8 +54,8 @@ type Agent struct {
 	spool   *spool.Spool
 	decider *decide.Decider
 	elector *election.Elector
-	pxe     *pxe.Server
-	engine  *engine.Engine
+	pxes    []*pxe.Server
+	engines []*engine.Engine
 	tftp    *tftp.Server
 
 	ready      atomic.Bool
@@ -429,7 +429,7 @@ drained:
 		httpSrv.Shutdown(sctx)
 		c()
 	}
-	a.log.Info("agent stopped", "pxe", a.pxe.Stats(), "tftp", a.tftp.Counters())
+	a.log.Info("agent stopped", "pxe", a.pxeStats(), "tftp", a.tftp.Counters())
 	return runErr
 }
 
@@ -497,51 +497,77 @@ func (a *Agent) heartbeats(ctx context.Context) {
 	}
 }
 
+// pipeline is one raw socket, engine and PXE server.
+type pipeline struct {
+	ports    []uint16
+	snooping bool
+}
+
+// startEngine starts the PXE pipelines: 67 and 4011 normally; on
+// DHCP-snooping networks the snoop server port (requests forwarded by the
+// responder, answered on the snoop client port) plus 4011, where clients
+// unicast their boot-server request (snooping does not filter it).
 func (a *Agent) startEngine(ctx context.Context) (<-chan error, error) {
 	cfg := a.cfg
-	ports := []uint16{pxe.PortDHCPServer, pxe.PortBootServer}
+	pipes := []pipeline{{ports: []uint16{pxe.PortDHCPServer, pxe.PortBootServer}}}
 	if cfg.Snooping {
-		ports = []uint16{uint16(cfg.SnoopServerPort)}
+		pipes = []pipeline{{ports: []uint16{uint16(cfg.SnoopServerPort)}, snooping: true}, {ports: []uint16{pxe.PortBootServer}}}
 	}
-	srv, err := pxe.New(ctx, pxe.Config{
-		ServerIP: a.ip, Decider: a.decider, Snooping: cfg.Snooping,
-		SnoopServerPort: uint16(cfg.SnoopServerPort), SnoopClientPort: uint16(cfg.SnoopClientPort),
-		PerMACRate: cfg.PerMACRate, PerMACBurst: 8, GlobalRate: cfg.GlobalRate, GlobalBurst: 2000, Logger: a.log,
-	})
+	// The raw socket sees boot-server requests; a bound UDP socket keeps
+	// the kernel from answering them with ICMP port unreachable.
+	sink, err := net.ListenPacket("udp4", fmt.Sprintf("%s:%d", a.ip, pxe.PortBootServer))
 	if err != nil {
+		return nil, fmt.Errorf("port %d: %w", pxe.PortBootServer, err)
+	}
+	var socks []*rawsock.Socket
+	fail := func(err error) (<-chan error, error) {
+		for _, s := range socks {
+			s.Close()
+		}
+		sink.Close()
 		return nil, err
 	}
-	a.pxe = srv
-	sock, err := rawsock.Open(rawsock.Config{Interface: cfg.Interface, Ports: ports, SourceIP: a.ip})
-	if err != nil {
-		return nil, fmt.Errorf("packet socket on %s: %w", cfg.Interface, err)
-	}
-	var sink net.PacketConn
-	if !cfg.Snooping {
-		// The raw socket sees boot-server requests; a bound UDP socket keeps
-		// the kernel from answering them with ICMP port unreachable.
-		sink, err = net.ListenPacket("udp4", fmt.Sprintf("%s:%d", a.ip, pxe.PortBootServer))
+	for _, p := range pipes {
+		srv, err := pxe.New(ctx, pxe.Config{
+			ServerIP: a.ip, Decider: a.decider, Snooping: p.snooping,
+			SnoopServerPort: uint16(cfg.SnoopServerPort), SnoopClientPort: uint16(cfg.SnoopClientPort),
+			PerMACRate: cfg.PerMACRate, PerMACBurst: 8, GlobalRate: cfg.GlobalRate, GlobalBurst: 2000, Logger: a.log,
+		})
 		if err != nil {
-			sock.Close()
-			return nil, fmt.Errorf("port %d: %w", pxe.PortBootServer, err)
+			return fail(err)
 		}
-	}
-	eng, err := engine.New(engine.Config{Socket: sock, Handler: srv, Workers: cfg.Workers, Logger: a.log})
-	if err != nil {
-		sock.Close()
-		if sink != nil {
-			sink.Close()
+		sock, err := rawsock.Open(rawsock.Config{Interface: cfg.Interface, Ports: p.ports, SourceIP: a.ip})
+		if err != nil {
+			return fail(fmt.Errorf("packet socket on %s: %w", cfg.Interface, err))
 		}
-		return nil, err
+		socks = append(socks, sock)
+		eng, err := engine.New(engine.Config{Socket: sock, Handler: srv, Workers: cfg.Workers, Logger: a.log})
+		if err != nil {
+			return fail(err)
+		}
+		a.pxes = append(a.pxes, srv)
+		a.engines = append(a.engines, eng)
 	}
-	a.engine = eng
 	done := make(chan error, 1)
 	go func() {
-		err := eng.Run(ctx)
-		if sink != nil {
-			sink.Close()
+		errc := make(chan error, len(a.engines))
+		for _, eng := range a.engines {
+			go func() { errc <- eng.Run(ctx) }()
 		}
-		done <- err
+		var first error
+		for range a.engines {
+			if err := <-errc; err != nil && first == nil {
+				first = err
+				if ctx.Err() == nil {
+					done <- err // an engine failed: the agent stops
+					done = nil
+				}
+			}
+		}
+		sink.Close()
+		if done != nil {
+			done <- first
+		}
 	}()
 	return done, nil
 }
@@ -596,4 +622,42 @@ func (a *Agent) onTransfer(ts tftp.TransferStats, record func(model.Event)) {
 	if ts.Outcome == tftp.OutcomeComplete && image != "" {
 		record(model.Event{Time: time.Now().UTC(), Type: model.EventPXEBoot, Subnet: sub, ImageID: image, Detail: detail})
 	}
+}
+
+// pxeStats sums the PXE servers' counters.
+func (a *Agent) pxeStats() pxe.Stats {
+	var t pxe.Stats
+	for _, s := range a.pxes {
+		p := s.Stats()
+		t.Handled += p.Handled
+		t.Malformed += p.Malformed
+		t.NotPXE += p.NotPXE
+		t.WrongPort += p.WrongPort
+		t.RateLimited += p.RateLimited
+		t.Ignored += p.Ignored
+		t.Aborted += p.Aborted
+		t.DecideErrors += p.DecideErrors
+		t.BuildErrors += p.BuildErrors
+		t.Offers += p.Offers
+		t.Acks += p.Acks
+		t.IPXEClients += p.IPXEClients
+		t.RelayedOffers += p.RelayedOffers
+	}
+	return t
+}
+
+// engineCounters sums the engines' counters.
+func (a *Agent) engineCounters() engine.Counters {
+	var t engine.Counters
+	for _, e := range a.engines {
+		c := e.Counters()
+		t.Received += c.Received
+		t.Filtered += c.Filtered
+		t.DroppedRingFull += c.DroppedRingFull
+		t.Malformed += c.Malformed
+		t.Ignored += c.Ignored
+		t.Sent += c.Sent
+		t.SendErrors += c.SendErrors
+	}
+	return t
 }

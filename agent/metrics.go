@@ -44,8 +44,8 @@ func (a *Agent) Metrics() string {
 	if age := a.decider.SetAge(); age >= 0 {
 		metric(&b, "peerboot_agent_decision_set_age_seconds", "age of the cached decision set", "gauge", age.Seconds())
 	}
-	if a.engine != nil {
-		e := a.engine.Counters()
+	if len(a.engines) > 0 {
+		e := a.engineCounters()
 		metric(&b, "peerboot_engine_packets_total", "packets by fate", "counter", e.Received, "fate", "received")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.Filtered, "fate", "filtered")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.DroppedRingFull, "fate", "ring_full")
@@ -54,8 +54,8 @@ func (a *Agent) Metrics() string {
 		metric(&b, "peerboot_engine_packets_total", "", "", e.Sent, "fate", "sent")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.SendErrors, "fate", "send_error")
 	}
-	if a.pxe != nil {
-		p := a.pxe.Stats()
+	if len(a.pxes) > 0 {
+		p := a.pxeStats()
 		metric(&b, "peerboot_pxe_replies_total", "PXE replies written", "counter", p.Offers, "kind", "offer")
 		metric(&b, "peerboot_pxe_replies_total", "", "", p.Acks, "kind", "ack")
 		metric(&b, "peerboot_pxe_dropped_total", "PXE requests not answered, by reason", "counter", p.NotPXE, "reason", "not_pxe")

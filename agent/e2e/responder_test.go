@@ -15,10 +15,24 @@ import (
 // responder in the core subnet, which refers each client to an agent of its
 // own subnet.
 func TestResponderReferralThroughARealRelay(t *testing.T) {
+	testResponder(t, "referral", "198.18.87.0/24", "198.18.88.0/24")
+}
+
+// TestResponderForwardMode: the original product's scheme, agents on
+// 2067/2068 behind the responder.
+func TestResponderForwardMode(t *testing.T) {
+	testResponder(t, "forward", "198.18.91.0/24", "198.18.92.0/24")
+}
+
+func testResponder(t *testing.T, mode, branch, core string) {
 	needLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := startSite(t, ctx, "198.18.87.0/24", lab.Options{Agents: 2, ImageBytes: 512 << 10, CoreSubnet: "198.18.88.0/24"})
+	var agentArgs []string
+	if mode == "forward" {
+		agentArgs = []string{"--snooping"}
+	}
+	s := startSite(t, ctx, branch, lab.Options{Agents: 2, ImageBytes: 512 << 10, CoreSubnet: core, AgentArgs: agentArgs})
 	for _, a := range s.Agents {
 		out, err := exec.Command("ip", "netns", "exec", s.Lab.HubNS(), "ebtables", "-A", "FORWARD", "-s", a.Host.MAC,
 			"-p", "IPv4", "--ip-proto", "udp", "--ip-sport", "67", "-j", "DROP").CombinedOutput()
@@ -37,7 +51,7 @@ func TestResponderReferralThroughARealRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.StartProc(ctx, "responder", rh, "responder", "--interface", "eth0", "--central-url", s.CentralURL,
-		"--central-token", s.AdminToken, "--metrics-listen", rh.Addr.String()+":9121", "--log-level", "debug"); err != nil {
+		"--central-token", s.AdminToken, "--mode", mode, "--metrics-listen", rh.Addr.String()+":9121", "--log-level", "debug"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.StartCommand("relay", s.Router, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
@@ -51,8 +65,11 @@ func TestResponderReferralThroughARealRelay(t *testing.T) {
 			t.Fatalf("client %d through the relay: %v", i, err)
 		}
 		t.Logf("client %d: %d DISCOVERs, offer after %v, boot %v", i, res.Discovers, res.OfferAfter, res.Duration)
-		if res.Server != rh.Addr {
+		switch {
+		case mode == "referral" && res.Server != rh.Addr:
 			t.Errorf("client %d: offer from %v, want the responder %v", i, res.Server, rh.Addr)
+		case mode == "forward" && s.AgentIndex(res.Server) < 0:
+			t.Errorf("client %d: offer from %v, want an agent of its subnet", i, res.Server)
 		}
 		if res.Offers != 1 {
 			t.Errorf("client %d: %d offers", i, res.Offers)
