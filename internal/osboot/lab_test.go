@@ -201,8 +201,8 @@ type interop struct {
 
 // readInterop reads from the capture which files the guest requested from
 // server, and describes the exchange. (tcpdump may drop some of the
-// thousands of DATA frames of a kernel download, so completeness is read
-// from the server's log: see served.)
+// thousands of DATA frames of a kernel download: that the whole kernel and
+// initramfs arrived is shown by the marker, which only they can print.)
 func readInterop(rep *firmlab.Report, gu *guest, server netip.Addr) interop {
 	mac := gu.g.MAC.String()
 	in := interop{firmware: string(gu.g.Firmware), requested: map[string]bool{}, ips: clientIPs(rep, mac)}
@@ -227,23 +227,6 @@ func readInterop(rep *firmlab.Report, gu *guest, server netip.Addr) interop {
 		}
 	}
 	return in
-}
-
-// served reports whether an agent log records a finished TFTP transfer of
-// file to one of the addresses.
-func served(agentLog string, ips map[netip.Addr]bool, file string) bool {
-	b, _ := os.ReadFile(agentLog)
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.Contains(line, `msg="tftp transfer done"`) || !strings.Contains(line, " file="+file+" ") {
-			continue
-		}
-		for ip := range ips {
-			if strings.Contains(line, " client="+ip.String()+" ") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func sortedOpts(m map[string]string) string {

@@ -61,9 +61,6 @@ func TestStandaloneAgentBootsLinux(t *testing.T) {
 				if !in.requested[f] {
 					t.Errorf("%s: no TFTP request for %s to the agent in the capture", gu.g.Name, f)
 				}
-				if !served(logf.Name(), in.ips, f) {
-					t.Errorf("%s: the agent log records no finished transfer of %s to %v", gu.g.Name, f, in.ips)
-				}
 			}
 			if !strings.Contains(gu.line, "kernel="+l.art.KernelRelease) {
 				t.Errorf("marker %q does not name the kernel release", gu.line)
