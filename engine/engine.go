@@ -90,6 +90,7 @@ type Config struct {
 // Counters is a snapshot of the engine's counters, for metrics.
 type Counters struct {
 	Received        uint64 // packets read from the socket
+	Reads           uint64 // reads that returned packets (Received / Reads: packets per wake-up)
 	Filtered        uint64 // packets the kernel filter dropped (raw socket with eBPF only)
 	DroppedRingFull uint64 // packets dropped because the ring was full
 	DroppedKernel   uint64 // packets the socket's kernel queue dropped because the reader fell behind
@@ -121,7 +122,7 @@ type Engine struct {
 }
 
 type counters struct {
-	received, ringFull, malformed, ignored, sent, sendErrors atomic.Uint64
+	received, reads, ringFull, malformed, ignored, sent, sendErrors atomic.Uint64
 }
 
 // New allocates every buffer the engine will ever use.
@@ -174,6 +175,7 @@ func New(cfg Config) (*Engine, error) {
 func (e *Engine) Counters() Counters {
 	c := Counters{
 		Received:        e.c.received.Load(),
+		Reads:           e.c.reads.Load(),
 		DroppedRingFull: e.c.ringFull.Load(),
 		Malformed:       e.c.malformed.Load(),
 		Ignored:         e.c.ignored.Load(),
@@ -244,6 +246,7 @@ func (e *Engine) read() error {
 			return err
 		}
 		e.c.received.Add(uint64(n))
+		e.c.reads.Add(1)
 		if dropAll {
 			e.c.ringFull.Add(uint64(n))
 			continue

@@ -26,7 +26,7 @@ import (
 // agentCounters mirrors the JSON the agent writes on exit.
 type agentCounters struct {
 	Engine struct {
-		Received, Filtered, DroppedRingFull, Malformed, Ignored, Sent uint64
+		Received, Reads, Filtered, DroppedRingFull, DroppedKernel, Malformed, Ignored, Sent uint64
 	} `json:"engine"`
 	PXE struct {
 		Handled, Malformed, NotPXE, WrongPort, Offers, Acks, RelayedOffers uint64

@@ -53,6 +53,9 @@ type agentConfig struct {
 	Workers     int
 	Inline      int
 	UDPBoot     bool
+	RingBlock   int
+	TxRing      bool
+	RingTimeout time.Duration
 	MaxProcs    int
 	CPUProfile  string
 	PerMACRate  float64
@@ -77,6 +80,9 @@ func (c *agentConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Snooping, "snooping", false, "DHCP-snooping mode: serve on 2067 and answer on 2068")
 	fs.IntVar(&c.Workers, "workers", 2, "packet handler goroutines")
 	fs.IntVar(&c.Inline, "inline", 64, "requests of one read the packet reader answers itself, sending the replies together (0: hand every request to the workers)")
+	fs.IntVar(&c.RingBlock, "ring-block-size", 0, "bytes per block of the raw socket's receive ring (0: the engine's default)")
+	fs.DurationVar(&c.RingTimeout, "ring-timeout", 0, "longest a request waits in a receive ring block that is not full (0: the engine's default, 1ms)")
+	fs.BoolVar(&c.TxRing, "tx-ring", true, "send raw replies through a transmit ring (false: sendmmsg)")
 	fs.BoolVar(&c.UDPBoot, "udp-boot-server", false, "serve 4011 through a UDP socket instead of the raw socket")
 	fs.StringVar(&c.CPUProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file")
 	fs.IntVar(&c.MaxProcs, "max-procs", 0, "CPU cores the agent runs Go code on at once (GOMAXPROCS; 0: the runtime's default)")
@@ -235,6 +241,7 @@ func sumCounters(cs ...engine.Counters) engine.Counters {
 	var t engine.Counters
 	for _, c := range cs {
 		t.Received += c.Received
+		t.Reads += c.Reads
 		t.Filtered += c.Filtered
 		t.DroppedRingFull += c.DroppedRingFull
 		t.DroppedKernel += c.DroppedKernel
@@ -311,12 +318,16 @@ func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 		}
 		defer claim.Close()
 	}
-	raw, err := rawsock.Open(rawsock.Config{Interface: a.cfg.Interface, Ports: rawPorts, SourceIP: a.serverIP})
+	raw, err := rawsock.Open(rawsock.Config{Interface: a.cfg.Interface, Ports: rawPorts, SourceIP: a.serverIP,
+		RingBlockSize: a.cfg.RingBlock, RingTimeout: a.cfg.RingTimeout, NoTxRing: !a.cfg.TxRing})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	if err := raw.RingError(); err != nil {
 		a.log.Warn("reading without a receive ring", "err", err)
+	}
+	if err := raw.TxRingError(); err != nil {
+		a.log.Warn("sending without a transmit ring", "err", err)
 	}
 	socks := []engine.Socket{raw}
 	if !a.cfg.Snooping && a.cfg.UDPBoot {

@@ -47,6 +47,9 @@ type Config struct {
 	// RingBlockSize). When every block waits for the reader, the kernel
 	// drops frames and counts them (engine.KernelDropper).
 	RingBlocks int
+	// NoTxRing sends with sendmmsg (batches) and write (single replies)
+	// instead of the TPACKET_V3 transmit ring.
+	NoTxRing bool
 	// RingTimeout is how long the kernel keeps a block that is not full
 	// before handing it over (millisecond granularity, default 1 ms): the
 	// most a request waits to be seen when traffic is light.
@@ -76,6 +79,13 @@ type Socket struct {
 	readFn     func(fd uintptr) bool
 	otherHost  atomic.Uint64 // frames for another host, skipped
 	kernelDrop atomic.Uint64 // frames the kernel dropped (ring or buffer full)
+
+	// transmit ring (nil: sendmmsg and write); txMu orders the slots
+	// between the reader's Queue and the workers' Send
+	tx      *txRing
+	txErr   error
+	txMu    sync.Mutex
+	txSlots []int // slots the reader queued since the last Flush
 
 	// batch send state (Queue, Flush), used by one goroutine
 	txHdrs []unix.Mmsghdr
@@ -128,6 +138,9 @@ func Open(cfg Config) (*Socket, error) {
 		return fail(fmt.Errorf("rawsock: %w", err))
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RecvBuffer)
+	// Replies go straight to the driver: a DHCP reply gains nothing from
+	// the device's queueing discipline, and skipping it is cheaper.
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
 	s := &Socket{
 		fd:      fd,
 		ifIndex: ifi.Index,
@@ -137,14 +150,22 @@ func Open(cfg Config) (*Socket, error) {
 		iovs:    make([]unix.Iovec, cfg.Batch),
 		txHdrs:  make([]unix.Mmsghdr, cfg.Batch),
 		txIovs:  make([]unix.Iovec, cfg.Batch),
+		txSlots: make([]int, 0, cfg.Batch),
 	}
 	s.readFn = s.recv
+	s.txErr = errors.New("disabled by configuration")
 	if cfg.NoRing {
-		s.ringErr = errors.New("disabled by configuration")
+		s.ringErr = s.txErr
 	} else {
-		s.ring, s.ringErr = setupRing(fd, ringSize(cfg))
+		rc := ringSize(cfg)
+		if !cfg.NoTxRing {
+			rc.txFrames = 4 * cfg.Batch
+		}
+		s.ring, s.tx, s.txErr, s.ringErr = setupRings(fd, rc)
 		if s.ringErr == nil {
 			s.readFn = s.fromRing
+		} else {
+			s.txErr = s.ringErr
 		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}
@@ -190,6 +211,10 @@ func ringSize(cfg Config) ringConfig {
 // RingError says why frames are read with recvmmsg instead of the
 // TPACKET_V3 ring (nil when the ring is used).
 func (s *Socket) RingError() error { return s.ringErr }
+
+// TxRingError says why replies are sent with sendmmsg and write instead
+// of the TPACKET_V3 transmit ring (nil when the ring is used).
+func (s *Socket) TxRingError() error { return s.txErr }
 
 func interfaceIPv4(ifi *net.Interface) netip.Addr {
 	addrs, err := ifi.Addrs()
@@ -326,6 +351,12 @@ func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.
 	if s.closed {
 		return engine.ErrClosed
 	}
+	if s.tx != nil {
+		if _, err := s.toTxRing(buf); err != nil {
+			return err
+		}
+		return s.kick()
+	}
 	for tries := 0; ; tries++ {
 		_, err := unix.Write(s.fd, buf)
 		if err == nil {
@@ -373,6 +404,22 @@ func (s *Socket) Queue(req *engine.Packet, reply *engine.ReplyBuffer, dst engine
 	if err != nil {
 		return err
 	}
+	if s.tx != nil {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.closed {
+			return engine.ErrClosed
+		}
+		if len(s.txSlots) == cap(s.txSlots) {
+			s.txSent += s.flushTxRing()
+		}
+		slot, err := s.toTxRing(buf)
+		if err != nil {
+			return err
+		}
+		s.txSlots = append(s.txSlots, slot)
+		return nil
+	}
 	if s.txN == len(s.txHdrs) {
 		sent, err := s.flush()
 		s.txSent += sent
@@ -390,6 +437,17 @@ func (s *Socket) Queue(req *engine.Packet, reply *engine.ReplyBuffer, dst engine
 // reports how many left since the last Flush. The batch is empty
 // afterwards even on error.
 func (s *Socket) Flush() (int, error) {
+	if s.tx != nil {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.closed {
+			s.txSlots = s.txSlots[:0]
+			return s.txSent, engine.ErrClosed
+		}
+		sent := s.txSent + s.flushTxRing()
+		s.txSent = 0
+		return sent, nil
+	}
 	sent, err := s.flush()
 	sent += s.txSent
 	s.txSent = 0
@@ -409,7 +467,11 @@ func (s *Socket) flush() (int, error) {
 	}
 	sent := 0
 	for tries := 0; sent < n; {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.txHdrs[sent])), uintptr(n-sent), 0, 0, 0)
+		// A raw system call: the socket never blocks (it is
+		// non-blocking), so the runtime need not hand this thread's P to
+		// another thread while the frames go out, which costs a thread
+		// wake-up when sending a batch takes longer than sysmon's tick.
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.txHdrs[sent])), uintptr(n-sent), 0, 0, 0)
 		switch {
 		case e == 0:
 			sent += int(r)
@@ -424,6 +486,66 @@ func (s *Socket) flush() (int, error) {
 		_, _ = unix.Poll(pfd[:], 10)
 	}
 	return sent, nil
+}
+
+// toTxRing copies a frame into the next transmit slot, waiting briefly
+// for the kernel to free one when the ring is full. The caller holds
+// s.mu for reading.
+func (s *Socket) toTxRing(frame []byte) (int, error) {
+	if len(frame) > txMaxFrame {
+		return 0, fmt.Errorf("rawsock: frame of %d bytes does not fit a transmit slot", len(frame))
+	}
+	for tries := 0; ; tries++ {
+		s.txMu.Lock()
+		slot, ok := s.tx.claim()
+		if ok {
+			s.tx.fill(slot, frame)
+			s.txMu.Unlock()
+			return slot, nil
+		}
+		s.txMu.Unlock()
+		if tries == 3 {
+			return 0, errors.New("rawsock: transmit ring full")
+		}
+		// Every slot waits: have the kernel send them, then wait a
+		// little for room.
+		_ = s.kick()
+		pfd := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+		_, _ = unix.Poll(pfd[:], 10)
+	}
+}
+
+// flushTxRing has the kernel send the reader's queued slots and reports
+// how many left; a slot the kernel could not send yet stays queued for
+// the next kick but is not counted. The caller holds s.mu for reading.
+func (s *Socket) flushTxRing() int {
+	n := len(s.txSlots)
+	if n == 0 {
+		return 0
+	}
+	_ = s.kick()
+	for _, slot := range s.txSlots {
+		if s.tx.pending(slot) {
+			n--
+		}
+	}
+	s.txSlots = s.txSlots[:0]
+	return n
+}
+
+// kick makes the kernel transmit every slot marked for sending: a send()
+// with no data. It is a raw system call for the reason given in flush.
+func (s *Socket) kick() error {
+	for {
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return fmt.Errorf("rawsock: transmit ring send: %w", e)
+	}
 }
 
 // Close closes the socket and releases the filter's maps; a blocked

@@ -211,3 +211,17 @@ func TestFilterPassesOnlyServedPorts(t *testing.T) {
 		})
 	}
 }
+
+// TestRingsAreUsed: on this kernel the socket reads from the TPACKET_V3
+// receive ring and sends through the transmit ring; a silent fallback to
+// recvmmsg/sendmmsg would cost a system call per packet.
+func TestRingsAreUsed(t *testing.T) {
+	srv, _ := enginetest.Pair(t, "198.19.43.0/24")
+	s := openIn(t, srv, rawsock.Config{Interface: "eth0", Ports: servedPorts})
+	if err := s.RingError(); err != nil {
+		t.Errorf("receive ring: %v", err)
+	}
+	if err := s.TxRingError(); err != nil {
+		t.Errorf("transmit ring: %v", err)
+	}
+}

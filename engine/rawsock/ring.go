@@ -21,6 +21,7 @@ const (
 	pktNextOff       = 0  // tpacket3_hdr.tp_next_offset
 	pktSnaplenOff    = 12 // .tp_snaplen
 	pktLenOff        = 16 // .tp_len
+	pktStatusOff     = 20 // .tp_status
 	pktMacOff        = 24 // .tp_mac
 	pktHdrLen        = 48 // TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 	sllPkttypeOff    = pktHdrLen + 10
@@ -40,18 +41,36 @@ type rxRing struct {
 	left int // frames of cur not yet read; 0: cur is not ours yet
 }
 
-// ringConfig sizes the ring.
+// ringConfig sizes the rings.
 type ringConfig struct {
-	blockSize int // bytes per block, a multiple of the page size
+	blockSize int // bytes per receive block, a multiple of the page size
 	blocks    int
 	timeoutMS int // block retire timeout
+	txFrames  int // transmit ring slots; 0: no transmit ring
 }
 
-// setupRing switches fd to TPACKET_V3 and maps its receive ring. It must
-// run before bind.
-func setupRing(fd int, rc ringConfig) (*rxRing, error) {
+// Transmit ring geometry: fixed 2 KiB slots, four to a page-aligned block.
+const (
+	txFrameSize = 2048
+	txBlockSize = 4 * txFrameSize
+	txDataOff   = pktHdrLen // frame data follows the tpacket3_hdr
+	// txMaxFrame is the longest frame a slot holds; an Ethernet frame of
+	// a 1500-byte MTU is 1514.
+	txMaxFrame = txFrameSize - txDataOff
+)
+
+// setupRings switches fd to TPACKET_V3 and maps its receive ring and, if
+// asked and the kernel agrees, its transmit ring (tx is nil otherwise,
+// with the reason in txErr). It must run before bind.
+func setupRings(fd int, rc ringConfig) (rx *rxRing, tx *txRing, txErr error, err error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
+		return nil, nil, nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
+	}
+	if rc.txFrames > 0 {
+		// PACKET_LOSS (settable only before any ring exists): a frame
+		// the kernel cannot send is skipped rather than stopping the
+		// transmit ring.
+		txErr = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1)
 	}
 	const frameSize = 2048 // only used by the kernel's sanity checks in V3
 	req := unix.TpacketReq3{
@@ -62,13 +81,36 @@ func setupRing(fd int, rc ringConfig) (*rxRing, error) {
 		Retire_blk_tov: uint32(rc.timeoutMS),
 	}
 	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, fmt.Errorf("PACKET_RX_RING: %w", err)
+		return nil, nil, nil, fmt.Errorf("PACKET_RX_RING: %w", err)
 	}
-	mem, err := unix.Mmap(fd, 0, rc.blockSize*rc.blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	rxSize := rc.blockSize * rc.blocks
+	txSize := 0
+	if rc.txFrames > 0 {
+		txBlocks := (rc.txFrames*txFrameSize + txBlockSize - 1) / txBlockSize
+		treq := unix.TpacketReq3{
+			Block_size: txBlockSize,
+			Block_nr:   uint32(txBlocks),
+			Frame_size: txFrameSize,
+			Frame_nr:   uint32(txBlocks * txBlockSize / txFrameSize),
+		}
+		if txErr == nil {
+			txErr = unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq)
+		}
+		if txErr == nil {
+			txSize = txBlocks * txBlockSize
+		} else {
+			txErr = fmt.Errorf("PACKET_TX_RING: %w", txErr)
+		}
+	}
+	mem, err := unix.Mmap(fd, 0, rxSize+txSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
-		return nil, fmt.Errorf("mmap of the receive ring: %w", err)
+		return nil, nil, nil, fmt.Errorf("mmap of the packet rings: %w", err)
 	}
-	return &rxRing{mem: mem, blockSize: rc.blockSize, blocks: rc.blocks}, nil
+	rx = &rxRing{mem: mem, blockSize: rc.blockSize, blocks: rc.blocks}
+	if txSize > 0 {
+		tx = &txRing{mem: mem[rxSize:], frames: txSize / txFrameSize}
+	}
+	return rx, tx, txErr, nil
 }
 
 func (r *rxRing) status(block int) *uint32 {
@@ -131,6 +173,46 @@ func (r *rxRing) release() {
 	atomic.StoreUint32(r.status(r.cur), unix.TP_STATUS_KERNEL)
 	r.left = 0
 	r.cur = (r.cur + 1) % r.blocks
+}
+
+// txRing is a TPACKET_V3 transmit ring: frames are written into slots
+// marked "send request", and one send() with no data makes the kernel
+// transmit every marked slot in ring order, with no copy from user space
+// and no return to user space between frames. The kernel marks a slot
+// available again once its frame has left.
+type txRing struct {
+	mem    []byte // part of rxRing.mem; unmapped with it
+	frames int
+	head   int // next slot to fill
+}
+
+func (t *txRing) status(slot int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&t.mem[slot*txFrameSize+pktStatusOff]))
+}
+
+// claim returns the next slot if the kernel is done with it.
+func (t *txRing) claim() (slot int, ok bool) {
+	slot = t.head
+	if atomic.LoadUint32(t.status(slot)) != unix.TP_STATUS_AVAILABLE {
+		return 0, false
+	}
+	t.head = (t.head + 1) % t.frames
+	return slot, true
+}
+
+// fill copies frame into slot and hands the slot to the kernel.
+func (t *txRing) fill(slot int, frame []byte) {
+	h := t.mem[slot*txFrameSize : (slot+1)*txFrameSize]
+	binary.NativeEndian.PutUint32(h[pktNextOff:], 0)
+	binary.NativeEndian.PutUint32(h[pktLenOff:], uint32(len(frame)))
+	binary.NativeEndian.PutUint32(h[pktSnaplenOff:], uint32(len(frame)))
+	copy(h[txDataOff:], frame)
+	atomic.StoreUint32(t.status(slot), unix.TP_STATUS_SEND_REQUEST)
+}
+
+// pending reports whether slot still waits to be sent.
+func (t *txRing) pending(slot int) bool {
+	return atomic.LoadUint32(t.status(slot)) == unix.TP_STATUS_SEND_REQUEST
 }
 
 func (r *rxRing) close() error {
