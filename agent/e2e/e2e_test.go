@@ -47,7 +47,10 @@ func needLab(t *testing.T) {
 
 func startSite(t *testing.T, ctx context.Context, subnet string, o lab.Options) *lab.Site {
 	t.Helper()
-	o.Exe, o.Subnet = exe, subnet
+	o.Exe = exe
+	if subnet != "" {
+		o.Subnet = subnet
+	}
 	o.Dir = t.TempDir()
 	s, err := lab.Start(ctx, o)
 	if err != nil {

@@ -41,8 +41,8 @@ type Options struct {
 	// and QEMU guests) to build the site in; Subnet is then ignored.
 	Net *netlab.Lab
 	// CoreSubnet, when set, puts Central in a second subnet (a /24 in
-	// 198.18.0.0/15) behind a router at .1 of both subnets, as a data
-	// centre is from its branch subnets.
+	// 198.18.0.0/15) behind a router (.1 in the core, RouterHost in the
+	// branch), as a data centre is from its branch subnets.
 	CoreSubnet string
 	// Log receives progress lines (nil: none).
 	Log io.Writer
@@ -156,7 +156,7 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 			return nil, err
 		}
 		centralLab = s.Core
-		if s.Router, err = s.Lab.AddHost("router", host(p, 1)); err != nil {
+		if s.Router, err = s.Lab.AddHost("router", host(p, RouterHost)); err != nil {
 			return nil, err
 		}
 		if err := s.Core.Attach(s.Router, "eth1", host(s.Core.Prefix, 1)); err != nil {
@@ -243,7 +243,7 @@ func (s *Site) routeToOther(h *netlab.Host) error {
 	if s.Core.Prefix.Contains(h.Addr) {
 		return h.AddRoute(s.Lab.Prefix.String(), host(s.Core.Prefix, 1))
 	}
-	return h.AddRoute(s.Core.Prefix.String(), host(s.Lab.Prefix, 1))
+	return h.AddRoute(s.Core.Prefix.String(), host(s.Lab.Prefix, RouterHost))
 }
 
 // AddCoreHost adds a host in Central's subnet (the main subnet when there
@@ -568,7 +568,12 @@ func (s *Site) AddImage(ctx context.Context, id string, arch model.Arch, prio in
 
 // CentralMetrics reads Central's /metrics.
 func (s *Site) CentralMetrics(ctx context.Context) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.CentralURL+"/metrics", nil)
+	return s.Get(ctx, s.CentralURL+"/metrics")
+}
+
+// Get fetches a URL inside the site (from Central's namespace).
+func (s *Site) Get(ctx context.Context, url string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := s.hc.Do(req)
 	if err != nil {
 		return "", err
@@ -596,6 +601,9 @@ func (s *Site) Events(ctx context.Context, typ string) ([]model.Event, error) {
 	err := s.admin.Do(ctx, "GET", path, nil, &evs)
 	return evs, err
 }
+
+// RouterHost is the router's host number in the branch subnet.
+const RouterHost = 253
 
 // ClientHost is the host number of the simulated clients' namespace
 // (outside the .100-.150 a lab DHCP server leases).
