@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
@@ -110,5 +111,38 @@ func TestDemoInterruptedCleansUp(t *testing.T) {
 	ns, _ := exec.Command("ip", "netns", "list").Output()
 	if prefix := "pb" + strconv.Itoa(cmd.Process.Pid) + "-"; strings.Contains(string(ns), prefix) {
 		t.Errorf("namespaces left behind: %s", ns)
+	}
+}
+
+func TestDemoQEMUBootsRealFirmware(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "demo", "--clients", "5", "--qemu", "--json")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("demo --qemu: %v\n%s", err, stderr.String())
+	}
+	var sum struct {
+		Booted int
+		VMs    []struct {
+			Firmware string
+			Booted   bool
+			File     string
+		}
+	}
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("summary: %v\n%s", err, out)
+	}
+	want := map[string]string{"ovmf": "demo-x64/bootx64.efi", "seabios-ipxe": "demo-x64/undionly.kpxe"}
+	if sum.Booted != 5 || len(sum.VMs) != 2 {
+		t.Fatalf("summary %+v: want 5 clients and 2 VMs", sum)
+	}
+	for _, vm := range sum.VMs {
+		if !vm.Booted || vm.File != want[vm.Firmware] {
+			t.Errorf("vm %+v: want it to fetch %s", vm, want[vm.Firmware])
+		}
 	}
 }
