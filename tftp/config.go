@@ -115,6 +115,7 @@ type TransferStats struct {
 	Retransmits int64 // DATA packets sent more than once (uploads: received more than once)
 	Timeouts    int64 // retransmission timer expiries
 	GapRestarts int64 // windows restarted early because the client reported a gap
+	Probes      int64 // windows sent ahead after repeated timeouts (see session.transfer)
 	// MinWindow is the smallest burst (blocks sent before waiting for an
 	// ACK) the loss control used; Windowsize when there was no loss.
 	// WindowIncreases counts the additive increases of the burst after a

@@ -281,8 +281,20 @@ func (s *session) transfer(ctx context.Context) error {
 	lastProgress := time.Now()
 	for base <= s.nblocks {
 		end := min(base+int64(s.window), s.nblocks+1)
-		retransmitted := base <= s.highestSent
 		next := base
+		if timeouts > 0 && timeouts%2 == 0 && s.highestSent >= end-1 && end <= s.nblocks {
+			// Every other timeout with the whole window out, send the
+			// window after it instead. A client that holds this window
+			// but whose ACKs were lost may refuse to ACK resent blocks
+			// again until its own timer fires, which the resends keep
+			// from firing (atftp): the next window is what it waits for.
+			// A client that lacks blocks reports its gap as usual.
+			next = end
+			end = min(end+int64(s.window), s.nblocks+1)
+			s.stats.Probes++
+		}
+		first := next
+		retransmitted := first <= s.highestSent
 		acked := int64(-1)
 		var err error
 		for next < end {
@@ -297,7 +309,7 @@ func (s *session) transfer(ctx context.Context) error {
 				// resending after a loss, give the client one round trip to say
 				// how much it already holds before sending more.
 				wait := time.Time{}
-				if retransmitted && next == base+int64(s.cwnd) {
+				if retransmitted && next == first+int64(s.cwnd) {
 					wait = time.Now().Add(min(2*s.srtt+time.Millisecond/2, rto))
 				}
 				if acked, err = s.waitAck(ctx, base, s.highestSent+1, wait); err != nil || acked >= 0 {
