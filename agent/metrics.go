@@ -73,6 +73,7 @@ func (a *Agent) Metrics() string {
 	metric(&b, "peerboot_agent_decisions_total", "", "", d.NoBoot.Load(), "kind", "no_boot")
 	metric(&b, "peerboot_agent_decisions_total", "", "", d.Stale.Load(), "kind", "stale_set")
 	metric(&b, "peerboot_agent_decisions_total", "", "", d.NoImage.Load(), "kind", "no_image")
+	metric(&b, "peerboot_agent_decisions_total", "", "", d.Failovers.Load(), "kind", "failover")
 	if a.elector != nil {
 		s := a.elector.Stats()
 		metric(&b, "peerboot_election_members", "live agents in the subnet view", "gauge", len(a.elector.Members()))

@@ -85,6 +85,7 @@ type Counters struct {
 	FromCentral, FromCache, FromHandoff atomic.Uint64
 	Deferred, HandedOff, NoBoot         atomic.Uint64
 	Stale, NoImage, Errors              atomic.Uint64
+	Failovers                           atomic.Uint64
 }
 
 // New returns a Decider.
@@ -169,6 +170,10 @@ func (d *Decider) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, erro
 	if a, ok := d.recent(c.MAC, now); ok {
 		return a, nil // a retry of a client this agent answered
 	}
+	if ed.Rank > 0 {
+		d.counters.Failovers.Add(1)
+		d.recordElection(c, cdecide.Decision{}, "failover", fmt.Sprintf("answered at rank %d after the agents above stayed silent", ed.Rank))
+	}
 	var (
 		cd     cdecide.Decision
 		source string
@@ -199,6 +204,7 @@ func (d *Decider) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, erro
 		if h.Action == election.HandOff {
 			d.counters.HandedOff.Add(1)
 			d.record(c, cd, "handoff", source, fmt.Sprintf("agent %d holds the image", h.Agent))
+			d.recordElection(c, cd, "handoff", fmt.Sprintf("to agent %016x", uint64(h.Agent)))
 			return pxe.Decision{Action: pxe.Ignore}, nil
 		}
 	}
@@ -359,12 +365,22 @@ func (d *Decider) local(req api.DecideRequest, peek bool) (cdecide.Decision, err
 }
 
 func (d *Decider) record(c *pxe.Client, cd cdecide.Decision, action, source, note string) {
+	d.recordType(model.EventPXEDecision, c, cd, action, source, note)
+}
+
+// recordElection reports an election outcome worth keeping: a failover
+// (this agent answered after higher ranks stayed silent) or a handoff.
+func (d *Decider) recordElection(c *pxe.Client, cd cdecide.Decision, action, note string) {
+	d.recordType(model.EventElection, c, cd, action, "election", note)
+}
+
+func (d *Decider) recordType(typ string, c *pxe.Client, cd cdecide.Decision, action, source, note string) {
 	if d.cfg.Record == nil {
 		return
 	}
 	detail, _ := json.Marshal(map[string]string{"action": action, "source": source, "note": note, "arch": c.Class.String()})
 	ev := model.Event{
-		AgentID: d.cfg.AgentID, Time: d.cfg.Now().UTC(), Type: model.EventPXEDecision,
+		AgentID: d.cfg.AgentID, Time: d.cfg.Now().UTC(), Type: typ,
 		MAC: MACString(c.MAC), GUID: GUIDString(c), ImageID: cd.ImageID, DeploymentID: cd.DeploymentID,
 		Required: cd.Required, Detail: detail,
 	}

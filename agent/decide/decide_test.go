@@ -36,10 +36,11 @@ type fakeElection struct {
 	payload  []byte
 	handoff  election.Action
 	handoffs int
+	rank     int
 }
 
 func (f *fakeElection) Decide(context.Context, election.ClientKey, string) election.Decision {
-	return election.Decision{Action: f.action, Payload: f.payload}
+	return election.Decision{Action: f.action, Payload: f.payload, Rank: f.rank}
 }
 
 func (f *fakeElection) HandOff(context.Context, election.ClientKey, string, []byte) election.Decision {
@@ -184,5 +185,37 @@ func TestBootFile(t *testing.T) {
 		if got := BootFile(images[c.img], c.class); got != c.want {
 			t.Errorf("BootFile(%s, %v) = %q, want %q", c.img, c.class, got, c.want)
 		}
+	}
+}
+
+func TestFailoverAndHandoffAreElectionEvents(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		el     *fakeElection
+		held   fakeImages
+		action string
+	}{
+		{"failover", &fakeElection{action: election.Serve, rank: 1}, fakeImages{"x64": true}, "failover"},
+		{"handoff", &fakeElection{action: election.Serve, handoff: election.HandOff}, fakeImages{}, "handoff"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var evs []model.Event
+			d := New(Config{Central: &fakeCentral{d: cdecide.Decision{Boot: true, ImageID: "x64"}}, Election: c.el, Images: c.held,
+				Record: func(e model.Event) { evs = append(evs, e) }})
+			if _, err := d.Decide(context.Background(), client7(pxe.MsgDiscover)); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range evs {
+				var det struct{ Action string }
+				json.Unmarshal(e.Detail, &det)
+				if e.Type == model.EventElection && det.Action == c.action {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("events %+v: want one election event %q", evs, c.action)
+			}
+		})
 	}
 }

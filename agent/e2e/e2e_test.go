@@ -283,6 +283,26 @@ func TestKilledElectedAgentRetryServedByAnother(t *testing.T) {
 		t.Fatalf("retry downloaded %d bytes", res2.Bytes)
 	}
 	t.Logf("killed %s; retry served by %v after %d DISCOVERs (offer after %v)", s.Agents[winner].Name, res2.Server, res2.Discovers, res2.OfferAfter)
+	// The survivor reports the failover to Central: when the offer waited
+	// out the election wait (200ms), the dead agent still ranked first.
+	if res2.OfferAfter < 150*time.Millisecond {
+		t.Logf("the killed agent had already left the view; no failover to report")
+		return
+	}
+	waitEvents(t, ctx, s)
+	evs, err := s.Events(ctx, model.EventElection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range evs {
+		if e.MAC == c.MAC.String() && strings.Contains(string(e.Detail), `"failover"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no failover election event for %s at Central (%d election events)", c.MAC, len(evs))
+	}
 }
 
 func TestBadConfigurationGivesOneClearLine(t *testing.T) {
