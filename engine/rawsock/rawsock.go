@@ -38,7 +38,7 @@ type Config struct {
 	// kernel refuses it).
 	NoRing bool
 	// RingBlockSize is the size of one ring block in bytes, a multiple of
-	// the page size (default 8 KiB: about 18 DHCP requests). The kernel
+	// the page size (default 16 KiB: about 37 DHCP requests). The kernel
 	// wakes the reader when a block is full or its timeout expires, so a
 	// small block keeps latency low under load and a large one saves
 	// wake-ups.
@@ -101,6 +101,19 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // Open creates the socket in the calling thread's network namespace.
 func Open(cfg Config) (*Socket, error) {
+	s, err := open(cfg)
+	if txErr := errors.Unwrap(err); errors.Is(err, errTxRing) && !cfg.NoTxRing {
+		// The kernel refused the transmit ring after the socket was
+		// committed to it: start again without.
+		cfg.NoTxRing = true
+		if s, err = open(cfg); err == nil {
+			s.txErr = txErr
+		}
+	}
+	return s, err
+}
+
+func open(cfg Config) (*Socket, error) {
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("rawsock: interface %q: %w", cfg.Interface, err)
@@ -162,6 +175,9 @@ func Open(cfg Config) (*Socket, error) {
 			rc.txFrames = 4 * cfg.Batch
 		}
 		s.ring, s.tx, s.txErr, s.ringErr = setupRings(fd, rc)
+		if errors.Is(s.ringErr, errTxRing) {
+			return fail(s.ringErr)
+		}
 		if s.ringErr == nil {
 			s.readFn = s.fromRing
 		} else {
@@ -196,7 +212,7 @@ func ringSize(cfg Config) ringConfig {
 	rc := ringConfig{blockSize: cfg.RingBlockSize, blocks: cfg.RingBlocks, timeoutMS: int(cfg.RingTimeout / time.Millisecond)}
 	page := os.Getpagesize()
 	if rc.blockSize <= 0 {
-		rc.blockSize = 8 << 10
+		rc.blockSize = 16 << 10
 	}
 	rc.blockSize = (rc.blockSize + page - 1) / page * page
 	if rc.blocks <= 0 {

@@ -2,6 +2,7 @@ package rawsock
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -53,11 +54,18 @@ type ringConfig struct {
 const (
 	txFrameSize = 2048
 	txBlockSize = 4 * txFrameSize
-	txDataOff   = pktHdrLen // frame data follows the tpacket3_hdr
+	txDataOff   = pktHdrLen // the virtio_net_hdr follows the tpacket3_hdr
+	// struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size,
+	// csum_start, csum_offset.
+	vnetHdrLen    = 10
+	vnetHdrLenOff = 2
 	// txMaxFrame is the longest frame a slot holds; an Ethernet frame of
 	// a 1500-byte MTU is 1514.
-	txMaxFrame = txFrameSize - txDataOff
+	txMaxFrame = txFrameSize - txDataOff - vnetHdrLen
 )
+
+// errTxRing wraps the reason the kernel refused the transmit ring.
+var errTxRing = errors.New("transmit ring")
 
 // setupRings switches fd to TPACKET_V3 and maps its receive ring and, if
 // asked and the kernel agrees, its transmit ring (tx is nil otherwise,
@@ -67,10 +75,18 @@ func setupRings(fd int, rc ringConfig) (rx *rxRing, tx *txRing, txErr error, err
 		return nil, nil, nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
 	}
 	if rc.txFrames > 0 {
-		// PACKET_LOSS (settable only before any ring exists): a frame
-		// the kernel cannot send is skipped rather than stopping the
-		// transmit ring.
+		// Settable only before any ring exists. PACKET_LOSS: a frame the
+		// kernel cannot send is skipped rather than stopping the
+		// transmit ring. PACKET_VNET_HDR: every transmit slot starts
+		// with a virtio_net_hdr whose hdr_len makes the kernel copy the
+		// whole (small) frame into the socket buffer instead of
+		// referencing the ring's page, which a veth or bridge would
+		// have to copy anyway at a page allocation per frame. (Received
+		// frames then carry one too, before tp_mac, which read skips.)
 		txErr = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1)
+		if txErr == nil {
+			txErr = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1)
+		}
 	}
 	const frameSize = 2048 // only used by the kernel's sanity checks in V3
 	req := unix.TpacketReq3{
@@ -96,11 +112,12 @@ func setupRings(fd int, rc ringConfig) (rx *rxRing, tx *txRing, txErr error, err
 		if txErr == nil {
 			txErr = unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq)
 		}
-		if txErr == nil {
-			txSize = txBlocks * txBlockSize
-		} else {
-			txErr = fmt.Errorf("PACKET_TX_RING: %w", txErr)
+		if txErr != nil {
+			// The socket expects virtio headers now: the caller must
+			// start again without the transmit ring.
+			return nil, nil, nil, fmt.Errorf("%w: %w", errTxRing, txErr)
 		}
+		txSize = txBlocks * txBlockSize
 	}
 	mem, err := unix.Mmap(fd, 0, rxSize+txSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
@@ -204,9 +221,14 @@ func (t *txRing) claim() (slot int, ok bool) {
 func (t *txRing) fill(slot int, frame []byte) {
 	h := t.mem[slot*txFrameSize : (slot+1)*txFrameSize]
 	binary.NativeEndian.PutUint32(h[pktNextOff:], 0)
-	binary.NativeEndian.PutUint32(h[pktLenOff:], uint32(len(frame)))
-	binary.NativeEndian.PutUint32(h[pktSnaplenOff:], uint32(len(frame)))
-	copy(h[txDataOff:], frame)
+	binary.NativeEndian.PutUint32(h[pktLenOff:], uint32(vnetHdrLen+len(frame)))
+	binary.NativeEndian.PutUint32(h[pktSnaplenOff:], uint32(vnetHdrLen+len(frame)))
+	// virtio_net_hdr: no checksum offload, no GSO, hdr_len = the whole
+	// frame (in the host's byte order, as legacy virtio headers are).
+	v := h[txDataOff : txDataOff+vnetHdrLen]
+	clear(v)
+	binary.NativeEndian.PutUint16(v[vnetHdrLenOff:], uint16(len(frame)))
+	copy(h[txDataOff+vnetHdrLen:], frame)
 	atomic.StoreUint32(t.status(slot), unix.TP_STATUS_SEND_REQUEST)
 }
 
