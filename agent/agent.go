@@ -58,11 +58,10 @@ type Agent struct {
 	engines []*engine.Engine
 	tftp    *tftp.Server
 
-	ready      atomic.Bool
-	centralUp  atomic.Bool
-	transfers  sync.Map // outcome -> *atomic.Uint64
-	setVersion atomic.Value
-	tftpDone   chan struct{}
+	ready     atomic.Bool
+	centralUp atomic.Bool
+	transfers sync.Map // outcome -> *atomic.Uint64
+	tftpDone  chan struct{}
 }
 
 // NewLogger builds the slog logger the settings ask for.
@@ -157,17 +156,33 @@ func (a *Agent) enroll(ctx context.Context) error {
 		}
 		return fmt.Errorf("cannot reach Central at %s to enroll: %s", a.cfg.CentralURL, rootCause(err))
 	}
-	key := a.cfg.ElectionKey
-	if key == "" {
-		s := sha256.Sum256([]byte("peerboot election key\x00" + a.cfg.EnrollmentKey))
-		key = hex.EncodeToString(s[:])
-	}
-	a.st = state{AgentID: resp.AgentID, Token: resp.Token, CentralURL: a.cfg.CentralURL, ElectionKey: key}
+	a.st = state{AgentID: resp.AgentID, Token: resp.Token, CentralURL: a.cfg.CentralURL, ElectionKey: deriveElectionKey(a.cfg.EnrollmentKey)}
 	if err := writeJSONAtomic(statePath(a.cfg.CacheDir), a.st); err != nil {
 		return fmt.Errorf("saving agent state: %w", err)
 	}
 	a.log.Info("enrolled with Central", "agent", resp.AgentID, "central", a.cfg.CentralURL)
 	return nil
+}
+
+// deriveElectionKey turns the site enrollment key into the election's site
+// key, so agents of one site agree without another secret to distribute.
+func deriveElectionKey(enrollmentKey string) string {
+	if enrollmentKey == "" {
+		return ""
+	}
+	s := sha256.Sum256([]byte("peerboot election key\x00" + enrollmentKey))
+	return hex.EncodeToString(s[:])
+}
+
+// electionKey is the configured key, else the one derived at enrollment
+// (kept in the state file), else one derived from the enrollment key.
+func (a *Agent) electionKey() (string, error) {
+	for _, k := range []string{a.cfg.ElectionKey, a.st.ElectionKey, deriveElectionKey(a.cfg.EnrollmentKey)} {
+		if k != "" {
+			return k, nil
+		}
+	}
+	return "", errors.New("setting election-key (or enrollment-key, to derive it) is required")
 }
 
 // rootCause shortens a network error to its last, most telling part.
@@ -222,7 +237,6 @@ func (a *Agent) neededImages(set *api.DecisionSet) []model.Image {
 func (a *Agent) installSet(s savedSet) {
 	a.decider.SetDecisionSet(s.Set, s.FetchedAt)
 	a.cache.SetImages(a.neededImages(s.Set))
-	a.setVersion.Store(s.Set.Version)
 }
 
 // fetchSet asks Central for the decision set (long-polling when etag is
@@ -297,13 +311,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// Election.
+	key, err := a.electionKey()
+	if err != nil {
+		return err
+	}
 	tr, err := electnet.Listen(cfg.Interface, a.prefix, cfg.ElectionPort)
 	if err != nil {
 		return err
 	}
 	w := uint8(cfg.Weight)
 	a.elector, err = election.New(election.Config{
-		Agent: electionID(a.st.AgentID), Subnet: election.SubnetID(a.prefix), Key: []byte(a.st.ElectionKey),
+		Agent: electionID(a.st.AgentID), Subnet: election.SubnetID(a.prefix), Key: []byte(key),
 		Weight: &w, ElectionWait: cfg.ElectionWait, Reserve: cfg.Reserve, HeartbeatInterval: cfg.Heartbeat, LoadEpoch: cfg.LoadEpoch,
 		Addr: a.ip, Logger: a.log,
 	}, nil, tr)
