@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/peerboot/peerboot/agent/lab"
 )
@@ -81,4 +86,52 @@ func testResponder(t *testing.T, mode, branch, core string) {
 			t.Errorf("client %d: %d bytes of %s", i, res.Bytes, res.BootFile)
 		}
 	}
+	// Plain DHCP from a machine that is not PXE firmware is dropped and
+	// counted; nobody answers it.
+	metricURL := "http://" + rh.Addr.String() + ":9121/metrics"
+	dropped := `peerboot_pxe_dropped_total{reason="not_pxe"}`
+	if mode == "forward" {
+		dropped = `peerboot_responder_dropped_total{reason="not_pxe"}`
+	}
+	before, _ := s.Get(ctx, metricURL)
+	err = s.Clients.Do(func() error {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 68})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if err := unix.SetsockoptInt(fd(conn), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
+			return err
+		}
+		unix.SetsockoptString(fd(conn), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "eth0")
+		m, _ := dhcpv4.NewDiscovery(net.HardwareAddr{2, 9, 9, 9, 9, 9}, dhcpv4.WithBroadcast(true))
+		if _, err := conn.WriteToUDP(m.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
+			return err
+		}
+		conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return nil // nothing answered
+			}
+			if r, err := dhcpv4.FromBytes(buf[:n]); err == nil && r.TransactionID == m.TransactionID && r.OpCode == dhcpv4.OpcodeBootReply {
+				return fmt.Errorf("a plain DHCP client got an answer from %v", r.ServerIdentifier())
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Get(ctx, metricURL)
+	if sample(after, dropped) <= sample(before, dropped) {
+		t.Errorf("%s did not count the plain DHCP DISCOVER (before %v, after %v)", dropped, sample(before, dropped), sample(after, dropped))
+	}
+}
+
+func fd(c *net.UDPConn) int {
+	rc, _ := c.SyscallConn()
+	var n int
+	rc.Control(func(f uintptr) { n = int(f) })
+	return n
 }
