@@ -154,7 +154,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 		if errors.As(err, &ce) {
 			return fmt.Errorf("enrolling with Central %s: %s", a.cfg.CentralURL, ce.Message)
 		}
-		return fmt.Errorf("cannot reach Central at %s to enroll: %s", a.cfg.CentralURL, rootCause(err))
+		return fmt.Errorf("cannot reach Central at %s to enroll: %s", a.cfg.CentralURL, RootCause(err))
 	}
 	a.st = state{AgentID: resp.AgentID, Token: resp.Token, CentralURL: a.cfg.CentralURL, ElectionKey: deriveElectionKey(a.cfg.EnrollmentKey)}
 	if err := writeJSONAtomic(statePath(a.cfg.CacheDir), a.st); err != nil {
@@ -185,8 +185,9 @@ func (a *Agent) electionKey() (string, error) {
 	return "", errors.New("setting election-key (or enrollment-key, to derive it) is required")
 }
 
-// rootCause shortens a network error to its last, most telling part.
-func rootCause(err error) string {
+// RootCause shortens a network error to its last, most telling part
+// ("connection refused"), for one-line messages.
+func RootCause(err error) string {
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 && i+2 < len(s) {
 		return s[i+2:]
@@ -347,7 +348,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if saved.Set == nil {
 			fcancel()
 			a.elector.Close()
-			return fmt.Errorf("cannot reach Central at %s and no decision set is cached: %s", cfg.CentralURL, rootCause(err))
+			return fmt.Errorf("cannot reach Central at %s and no decision set is cached: %s", cfg.CentralURL, RootCause(err))
 		}
 		a.log.Warn("Central unreachable: serving from the cached decision set", "age", time.Since(saved.FetchedAt).Round(time.Second), "err", err)
 	} else {

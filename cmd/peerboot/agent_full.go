@@ -69,7 +69,7 @@ func runFullAgent(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	set := config.NewSet(&cfg, "peerboot agent", io.Discard)
 	if err := set.Load(args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: peerboot agent [--config FILE] [flags]   (or --standalone, see below)")
+			fmt.Fprintln(stderr, "usage: peerboot agent [--config FILE] [flags]   (standalone mode: peerboot agent --standalone -h)")
 			fmt.Fprintln(stderr, "Each flag NAME may also be set as PEERBOOT_NAME in the environment or as \"name = value\" in the config file.")
 			set.FlagSet().SetOutput(stderr)
 			set.FlagSet().PrintDefaults()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peerboot/peerboot/agent"
 	"github.com/peerboot/peerboot/agent/config"
 	"github.com/peerboot/peerboot/agent/responder"
 	"github.com/peerboot/peerboot/central/client"
@@ -96,7 +97,7 @@ func runResponder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if errors.As(err, &ce) {
 			return fmt.Errorf("Central %s refused the responder: %s", c.CentralURL, ce.Message)
 		}
-		return fmt.Errorf("cannot reach Central at %s: %v", c.CentralURL, err)
+		return fmt.Errorf("cannot reach Central at %s: %s", c.CentralURL, agent.RootCause(err))
 	}
 	ref := &responder.Referrer{Central: cl, Log: log}
 	metrics := func(w io.Writer) {}
