@@ -321,6 +321,10 @@ func TestBadConfigurationGivesOneClearLine(t *testing.T) {
 		{"weight out of range", []string{"agent", "--central-url=http://127.0.0.1:1", "--interface=lo", "--weight=120"}, "setting weight (--weight, PEERBOOT_WEIGHT): 120 is out of range 0-99", 1},
 		{"unreachable central", []string{"agent", "--central-url=http://127.0.0.1:1", "--interface=lo", "--enrollment-key=k", "--cache-dir", filepath.Join(dir, "c")}, "cannot reach Central at http://127.0.0.1:1 to enroll: connection refused", 1},
 		{"demo flag", []string{"demo", "--clients=zero"}, "invalid value \"zero\" for flag -clients", 2},
+		{"responder unknown flag", []string{"responder", "--moed=forward"}, "flag provided but not defined: -moed", 2},
+		{"responder missing token", []string{"responder", "--interface=lo", "--central-url=http://127.0.0.1:1"}, "setting central-token (--central-token, PEERBOOT_CENTRAL_TOKEN) is required", 2},
+		{"responder bad mode", []string{"responder", "--interface=lo", "--central-url=http://127.0.0.1:1", "--central-token=t", "--mode=relay"}, `setting mode (--mode, PEERBOOT_MODE): "relay" is neither referral nor forward`, 2},
+		{"responder unreachable central", []string{"responder", "--interface=lo", "--central-url=http://127.0.0.1:1", "--central-token=t"}, "cannot reach Central at http://127.0.0.1:1: connection refused", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
