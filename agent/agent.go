@@ -122,7 +122,11 @@ func New(ctx context.Context, cfg config.Config, stderr io.Writer) (*Agent, erro
 	if a.st.CentralURL != "" && a.st.CentralURL != cfg.CentralURL {
 		a.st = state{} // another Central: enroll again
 	}
-	a.central = client.New(cfg.CentralURL, a.st.Token, nil)
+	hc, err := CentralHTTPClient(cfg.CentralCA)
+	if err != nil {
+		return nil, err
+	}
+	a.central = client.New(cfg.CentralURL, a.st.Token, hc)
 	a.central.Retries = 0
 	if a.st.Token == "" {
 		if err := a.enroll(ctx); err != nil {

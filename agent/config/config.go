@@ -23,6 +23,7 @@ type Config struct {
 	// Central.
 	CentralURL     string
 	EnrollmentKey  string
+	CentralCA      string        // PEM file of certificates trusted for Central's TLS; "" = the system's
 	CentralTimeout time.Duration // one boot decision asked of Central; then the cached set answers
 	MaxStale       time.Duration // the cached decision set is not used when older than this
 
@@ -97,6 +98,7 @@ func NewSet(cfg *Config, name string, out io.Writer) *Set {
 	s.str(&cfg.ServerIP, "server-ip", "", "IPv4 address clients reach this agent at (default: the interface's first IPv4 address)")
 	s.str(&cfg.CentralURL, "central-url", "", "Central's base URL, e.g. https://central.example:8443 (required)")
 	s.str(&cfg.EnrollmentKey, "enrollment-key", "", "site enrollment key printed by Central on first start (required on first start)")
+	s.str(&cfg.CentralCA, "central-ca", "", "PEM file of the CA (or self-signed certificate) Central's TLS certificate is checked against (default: the system's CAs)")
 	s.dur(&cfg.CentralTimeout, "central-timeout", 750*time.Millisecond, "how long one boot decision may wait for Central before the cached decision set answers")
 	s.dur(&cfg.MaxStale, "max-stale", 24*time.Hour, "oldest cached decision set used while Central is unreachable")
 	s.integer(&cfg.ElectionPort, "election-port", 2012, "UDP port of the subnet election")

@@ -28,6 +28,7 @@ func init() {
 
 type responderConfig struct {
 	Interface, ServerIP, CentralURL, CentralToken, Mode string
+	CentralCA                                           string
 	SnoopServerPort, SnoopClientPort, Workers           int
 	MetricsListen, LogFormat, LogLevel, Config          string
 }
@@ -40,6 +41,7 @@ func runResponder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&c.ServerIP, "server-ip", "", "the responder's IPv4 address (default: the interface's first)")
 	fs.StringVar(&c.CentralURL, "central-url", "", "Central's base URL (required)")
 	fs.StringVar(&c.CentralToken, "central-token", "", "token for Central: the admin token or an agent's token (required)")
+	fs.StringVar(&c.CentralCA, "central-ca", "", "PEM file of the CA Central's TLS certificate is checked against (default: the system's)")
 	fs.StringVar(&c.Mode, "mode", "referral", "referral: refer clients to an agent of their subnet; forward: pass requests to the agents on the snoop ports")
 	fs.IntVar(&c.SnoopServerPort, "snoop-server-port", 2067, "forward mode: port agents listen on")
 	fs.IntVar(&c.SnoopClientPort, "snoop-client-port", 2068, "forward mode: port agents answer on")
@@ -86,7 +88,11 @@ func runResponder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	cl := client.New(c.CentralURL, c.CentralToken, nil)
+	hc, err := agent.CentralHTTPClient(c.CentralCA)
+	if err != nil {
+		return err
+	}
+	cl := client.New(c.CentralURL, c.CentralToken, hc)
 	cl.Retries = 0
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	var probe []any
