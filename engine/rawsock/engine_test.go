@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -11,18 +12,46 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/peerboot/peerboot/codec/frame"
+	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/internal/enginetest"
 	"github.com/peerboot/peerboot/engine/rawsock"
+	"github.com/peerboot/peerboot/internal/netlab"
 )
 
 // TestEngineServesOverRawSocket: a raw-socket engine on srv receives a
 // broadcast DHCP-shaped request sent by cli, and cli receives the reply
 // frame broadcast to it; then a relayed request (giaddr set) is answered
 // by unicast to the relay's port 67.
+//
+// It runs for each way of receiving (receive ring, recvmmsg), sending
+// (transmit ring, sendmmsg and write) and dispatching (workers only, the
+// reader serving inline with batched sends).
 func TestEngineServesOverRawSocket(t *testing.T) {
 	srv, cli := enginetest.Pair(t, "198.19.42.0/24")
-	s := openIn(t, srv, rawsock.Config{Interface: "eth0", Ports: servedPorts})
-	e := enginetest.Run(t, s, enginetest.ReplyHandler{})
+	for _, tc := range []struct {
+		name   string
+		sock   rawsock.Config
+		inline int
+	}{
+		{"rings/workers", rawsock.Config{}, 0},
+		{"rings/inline", rawsock.Config{}, 32},
+		{"rx-ring+sendmmsg/inline", rawsock.Config{NoTxRing: true}, 32},
+		{"rx-ring+write/workers", rawsock.Config{NoTxRing: true}, 0},
+		{"recvmmsg/inline", rawsock.Config{NoRing: true}, 32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.sock.Interface, tc.sock.Ports = "eth0", servedPorts
+			s := openIn(t, srv, tc.sock)
+			if tc.sock.NoRing != (s.RingError() != nil) || (tc.sock.NoRing || tc.sock.NoTxRing) != (s.TxRingError() != nil) {
+				t.Fatalf("ring errors: receive %v, transmit %v", s.RingError(), s.TxRingError())
+			}
+			e := enginetest.RunWith(t, engine.Config{Socket: s, Handler: enginetest.ReplyHandler{}, Workers: 2, RingSize: 64, InlineMax: tc.inline})
+			serveOverRawSocket(t, srv, cli, e)
+		})
+	}
+}
+
+func serveOverRawSocket(t *testing.T, srv, cli *netlab.Host, e *engine.Engine) {
 
 	srvMAC, _ := net.ParseMAC(srv.MAC)
 	cliMAC, _ := net.ParseMAC(cli.MAC)
@@ -96,7 +125,12 @@ func TestEngineServesOverRawSocket(t *testing.T) {
 	if b, from := enginetest.ReadReplyFrom(t, udp, srv.Addr); len(b) != 300 || b[0] != 2 || from.Port() != 67 {
 		t.Errorf("relay socket: %d bytes op %d from %v", len(b), b[0], from)
 	}
+	// The engine counts a reply after it left, so the client may see it
+	// first: wait a bounded time for the count.
 	c := e.Counters()
+	for deadline := time.Now().Add(10 * time.Second); c.Sent < 2 && time.Now().Before(deadline); c = e.Counters() {
+		runtime.Gosched()
+	}
 	if c.Received != 2 || c.Sent != 2 || c.SendErrors != 0 || c.Malformed != 0 {
 		t.Errorf("counters = %+v", c)
 	}

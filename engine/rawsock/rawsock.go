@@ -38,7 +38,7 @@ type Config struct {
 	// kernel refuses it).
 	NoRing bool
 	// RingBlockSize is the size of one ring block in bytes, a multiple of
-	// the page size (default 16 KiB: about 37 DHCP requests). The kernel
+	// the page size (default 24 KiB: about 54 DHCP requests). The kernel
 	// wakes the reader when a block is full or its timeout expires, so a
 	// small block keeps latency low under load and a large one saves
 	// wake-ups.
@@ -174,7 +174,11 @@ func open(cfg Config) (*Socket, error) {
 		if !cfg.NoTxRing {
 			rc.txFrames = 4 * cfg.Batch
 		}
-		s.ring, s.tx, s.txErr, s.ringErr = setupRings(fd, rc)
+		var txErr error
+		s.ring, s.tx, txErr, s.ringErr = setupRings(fd, rc)
+		if rc.txFrames > 0 {
+			s.txErr = txErr
+		}
 		if errors.Is(s.ringErr, errTxRing) {
 			return fail(s.ringErr)
 		}
@@ -212,7 +216,7 @@ func ringSize(cfg Config) ringConfig {
 	rc := ringConfig{blockSize: cfg.RingBlockSize, blocks: cfg.RingBlocks, timeoutMS: int(cfg.RingTimeout / time.Millisecond)}
 	page := os.Getpagesize()
 	if rc.blockSize <= 0 {
-		rc.blockSize = 16 << 10
+		rc.blockSize = 24 << 10
 	}
 	rc.blockSize = (rc.blockSize + page - 1) / page * page
 	if rc.blocks <= 0 {

@@ -101,7 +101,13 @@ func (ReplyHandler) Handle(req *engine.Packet, reply *engine.ReplyBuffer) bool {
 // Run runs an engine on sock with h until the test ends.
 func Run(t *testing.T, sock engine.Socket, h engine.Handler) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.Config{Socket: sock, Handler: h, Workers: 2, RingSize: 64})
+	return RunWith(t, engine.Config{Socket: sock, Handler: h, Workers: 2, RingSize: 64})
+}
+
+// RunWith runs an engine with cfg until the test ends.
+func RunWith(t *testing.T, cfg engine.Config) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
