@@ -61,7 +61,7 @@ type session struct {
 	nblocks int64 // DATA packets in the transfer (the last one is short)
 	stride  int
 
-	buf  []byte       // window of DATA packets, stride apart
+	wins [2]windowBuf // the window in flight and the next one, prefetched
 	iovs []unix.Iovec // preadv targets
 	rbuf []byte       // received datagram
 	ebuf [128]byte    // outgoing ERROR
@@ -101,6 +101,10 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 			return nil, fmt.Errorf("transfer socket: %w", err)
 		}
 		s.conn = c
+		// Two windows of the largest size granted fit in the send buffer
+		// (default 208 KiB here); forced past net.core.wmem_max when
+		// running as root.
+		setSocketBuffer(c, unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, 2*srv.cfg.MaxWindowBytes)
 	}
 	// Negotiate (RFC 2347): acknowledge only the options we accept.
 	var ack codec.Options
@@ -145,7 +149,9 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 		return s, nil
 	}
 	s.nblocks = s.size/int64(s.blksize) + 1
-	s.buf = make([]byte, s.window*s.stride)
+	for i := range s.wins {
+		s.wins[i].b = make([]byte, s.window*s.stride)
+	}
 	s.iovs = make([]unix.Iovec, s.window)
 	s.rbuf = make([]byte, 1024)
 	var dst netip.AddrPort
@@ -165,6 +171,19 @@ func (s *session) closeConn() {
 	if !s.single && s.conn != nil {
 		s.conn.Close()
 	}
+}
+
+// setSocketBuffer sets a socket buffer size, forced when permitted.
+func setSocketBuffer(c *net.UDPConn, opt, forceOpt, n int) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, forceOpt, n) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, n)
+		}
+	})
 }
 
 // pathMTU returns the kernel's path MTU for a connected socket, or 0.
@@ -319,6 +338,10 @@ func (s *session) transfer(ctx context.Context) error {
 		}
 		sentAt := time.Now()
 		if err == nil && acked < 0 {
+			// Read the next window while this one's ACK is on its way.
+			if err = s.prefetch(end); err != nil {
+				return err
+			}
 			acked, err = s.waitAck(ctx, base, s.highestSent+1, sentAt.Add(rto))
 		}
 		if err != nil {
@@ -423,22 +446,36 @@ func (s *session) blockLen(n int64) int {
 	return int(min(int64(s.blksize), s.size-off))
 }
 
-// sendBlocks reads blocks [first, end) into the window buffer and sends
-// them with one batch.
+// windowBuf holds DATA packets [first, end), stride bytes apart, ready to
+// send.
+type windowBuf struct {
+	b          []byte
+	first, end int64
+}
+
+func (w *windowBuf) holds(first, end int64) bool {
+	return first >= w.first && end <= w.end && first < end
+}
+
+// sendBlocks sends blocks [first, end) with one batch, from a window
+// buffer that already holds them (prefetched while the previous window's
+// ACK was in flight) or after reading a window's worth from first.
 func (s *session) sendBlocks(first, end int64) error {
-	buf := s.buf[:0]
-	total := 0
-	for n := first; n < end; n++ {
-		l := s.blockLen(n)
-		pkt := s.buf[total : total+4+l]
-		codec.PutDataHeader(pkt, uint16(n)) // block numbers roll over to 0
-		total += 4 + l
+	w := &s.wins[0]
+	if !w.holds(first, end) {
+		w = &s.wins[1]
+		if !w.holds(first, end) {
+			if s.wins[0].first < s.wins[1].first {
+				w = &s.wins[0] // replace the older window
+			}
+			if err := s.fill(w, first, max(end, min(first+int64(s.window), s.nblocks+1))); err != nil {
+				return err
+			}
+		}
 	}
-	buf = s.buf[:total]
-	if err := s.readBlocks(first, end); err != nil {
-		return fmt.Errorf("read %s: %w", s.stats.File, err)
-	}
-	if err := s.sendBatch(buf); err != nil {
+	off := int(first-w.first) * s.stride
+	total := int(end-1-first)*s.stride + 4 + s.blockLen(end-1)
+	if err := s.sendBatch(w.b[off : off+total]); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	if s.highestSent >= first {
@@ -449,9 +486,36 @@ func (s *session) sendBlocks(first, end int64) error {
 	return nil
 }
 
-// readBlocks fills the payloads of blocks [first, end): one preadv when the
-// file has a descriptor, else one ReadAt per block.
-func (s *session) readBlocks(first, end int64) error {
+// prefetch reads the window starting at block first into the buffer that
+// does not hold the window in flight, unless a buffer holds it already.
+func (s *session) prefetch(first int64) error {
+	if first > s.nblocks || s.wins[0].holds(first, first+1) || s.wins[1].holds(first, first+1) {
+		return nil
+	}
+	w := &s.wins[0]
+	if w.holds(first-1, first) {
+		w = &s.wins[1]
+	}
+	return s.fill(w, first, min(first+int64(s.window), s.nblocks+1))
+}
+
+// fill lays out the DATA headers of blocks [first, end) in w and reads
+// their payloads from the file.
+func (s *session) fill(w *windowBuf, first, end int64) error {
+	w.first, w.end = 0, 0
+	for n := first; n < end; n++ {
+		codec.PutDataHeader(w.b[int(n-first)*s.stride:], uint16(n)) // block numbers roll over to 0
+	}
+	if err := s.readBlocks(w.b, first, end); err != nil {
+		return fmt.Errorf("read %s: %w", s.stats.File, err)
+	}
+	w.first, w.end = first, end
+	return nil
+}
+
+// readBlocks fills the payloads of blocks [first, end) in buf: one preadv
+// when the file has a descriptor, else one ReadAt per block.
+func (s *session) readBlocks(buf []byte, first, end int64) error {
 	off := (first - 1) * int64(s.blksize)
 	want := 0
 	if s.file.fd >= 0 {
@@ -461,7 +525,7 @@ func (s *session) readBlocks(first, end int64) error {
 			if l == 0 {
 				continue
 			}
-			p := s.buf[int(n-first)*s.stride+4:]
+			p := buf[int(n-first)*s.stride+4:]
 			s.iovs[cnt].Base = &p[0]
 			s.iovs[cnt].SetLen(l)
 			cnt++
@@ -478,7 +542,7 @@ func (s *session) readBlocks(first, end int64) error {
 	}
 	for n := first; n < end; n++ {
 		l := s.blockLen(n)
-		p := s.buf[int(n-first)*s.stride+4:][:l]
+		p := buf[int(n-first)*s.stride+4:][:l]
 		if _, err := s.file.ReadAt(p, (n-1)*int64(s.blksize)); err != nil && !(errors.Is(err, io.EOF) && l == 0) {
 			return err
 		}

@@ -227,10 +227,17 @@ func BenchmarkSingleStream(b *testing.B) {
 func benchDownload(b *testing.B, addr string, window int) {
 	var total time.Duration
 	var res client.Result
+	var resent int64
+	drops := udpRcvbufErrors(b)
 	for b.Loop() {
 		res = download(b, addr, "single.bin", 1468, window, singleSize)
 		total += res.Duration
+		resent += res.AcksResent
 	}
+	// Loss evidence: ACKs the client had to repeat (gaps, timeouts) and
+	// datagrams the kernel dropped for a full socket buffer.
+	b.ReportMetric(float64(resent)/float64(b.N), "acks-resent/op")
+	b.ReportMetric(float64(udpRcvbufErrors(b)-drops)/float64(b.N), "rcvbuf-drops/op")
 	if window > 1 && res.Windowsize != window {
 		b.Fatalf("server granted windowsize %d, asked %d", res.Windowsize, window)
 	}
@@ -277,6 +284,33 @@ func BenchmarkConcurrent200(b *testing.B) {
 	if rss >= 150<<20 {
 		b.Errorf("server peak RSS %d MiB, want < 150 MiB", rss>>20)
 	}
+}
+
+// udpRcvbufErrors reads the UDP RcvbufErrors counter of this namespace.
+func udpRcvbufErrors(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	b.Fatal("no Udp RcvbufErrors in /proc/net/snmp")
+	return 0
 }
 
 func peakRSS(b *testing.B, pid int) int64 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -152,6 +153,10 @@ type getter struct {
 	dupAcked   bool // answered a retransmission since the last new block
 	dupAckedAt time.Time
 	lastAcked  int64
+	preAcked   int64 // window end acknowledged by ackAhead
+	gro        bool  // UDP_GRO on: a datagram may hold several packets
+	stride     int   // 4 + blksize
+	segs       [][]byte
 }
 
 func setRecvBuffer(conn *net.UDPConn, n int) {
@@ -265,9 +270,51 @@ func (c *getter) connect(tid netip.AddrPort) error {
 	if cerr != nil {
 		return fmt.Errorf("tftp get: connect to %v: %w", tid, cerr)
 	}
-	batch := min(max(c.res.Windowsize, 1), 64)
-	c.rx, err = udpbatch.NewReceiver(c.conn, batch, c.res.Blksize+4)
+	c.stride = c.res.Blksize + 4
+	batch, size := min(max(c.res.Windowsize, 1), 64), c.stride
+	if c.res.Windowsize > 1 && c.stride < maxGROBytes/2 && enableGRO(rc) {
+		// The kernel hands over a server's UDP GSO train (or a train its
+		// NIC coalesced) as one datagram: fewer, larger copies.
+		c.gro = true
+		batch, size = min(batch, groBatch), maxGROBytes
+	}
+	c.rx, err = udpbatch.NewReceiver(c.conn, batch, size)
+	c.segs = make([][]byte, 0, batch*(size/c.stride+1))
 	return err
+}
+
+// maxGROBytes is the largest coalesced datagram; groBatch how many of them
+// one receive call takes.
+const (
+	maxGROBytes = 65535
+	groBatch    = 8
+)
+
+// enableGRO turns on UDP_GRO (Linux 5.0+) on the socket.
+func enableGRO(rc syscall.RawConn) bool {
+	ok := false
+	rc.Control(func(fd uintptr) {
+		ok = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	})
+	return ok
+}
+
+// segments splits the n datagrams of the last receive into TFTP packets:
+// a coalesced datagram holds packets of one size back to back (the last
+// possibly shorter), and a DATA packet is never longer than stride.
+func (c *getter) segments(n int) [][]byte {
+	c.segs = c.segs[:0]
+	for i := 0; i < n; i++ {
+		pkt := c.rx.Packet(i)
+		if !c.gro || len(pkt) <= c.stride {
+			c.segs = append(c.segs, pkt)
+			continue
+		}
+		for off := 0; off < len(pkt); off += c.stride {
+			c.segs = append(c.segs, pkt[off:min(off+c.stride, len(pkt))])
+		}
+	}
+	return c.segs
 }
 
 func (c *getter) sendAck(block int64) {
@@ -312,8 +359,9 @@ func (c *getter) receive() error {
 		}
 		timeouts = 0
 		dupAcked := false
-		for i := 0; i < n; i++ {
-			pkt := c.rx.Packet(i)
+		segs := c.segments(n)
+		c.ackAhead(segs)
+		for _, pkt := range segs {
 			if op, _ := codec.PacketOpcode(pkt); op == codec.OpOACK && c.expected == 1 && !dupAcked {
 				c.sendAck(0) // our ACK 0 was lost
 				dupAcked = true
@@ -325,6 +373,26 @@ func (c *getter) receive() error {
 			}
 		}
 	}
+}
+
+// ackAhead sends the ACK that ends the current window before the batch
+// of n datagrams is copied out, when the batch holds the rest of the window
+// in order: the server starts the next window while the client copies.
+func (c *getter) ackAhead(segs [][]byte) {
+	need := c.res.Windowsize - c.sinceAck
+	if c.res.Windowsize < 2 || c.gapAcked || need > len(segs) {
+		return
+	}
+	for i, pkt := range segs[:need] {
+		if len(pkt) != 4+c.res.Blksize || pkt[0] != 0 || pkt[1] != byte(codec.OpDATA) ||
+			uint16(pkt[2])<<8|uint16(pkt[3]) != uint16(c.expected+int64(i)) {
+			return // a short (last) block, a gap or anything else: the normal path decides
+		}
+	}
+	c.preAcked = c.expected + int64(need) - 1
+	sinceAck := c.sinceAck
+	c.sendAck(c.preAcked)
+	c.sinceAck = sinceAck // handle counts the batch's blocks and resets it at the window end
 }
 
 // handle processes one datagram. It reports done after the last block.
@@ -379,7 +447,10 @@ func (c *getter) handle(pkt []byte) (bool, error) {
 		}
 		// After a hole is filled from kept blocks the server is resending;
 		// tell it at once how far the stream now reaches.
-		if filled || c.sinceAck >= c.res.Windowsize {
+		switch {
+		case c.preAcked == c.expected-1 && c.sinceAck >= c.res.Windowsize:
+			c.sinceAck = 0 // acknowledged by ackAhead before the batch was copied
+		case filled || c.sinceAck >= c.res.Windowsize:
 			c.sendAck(c.expected - 1)
 		}
 	case delta < 0x8000:
@@ -457,8 +528,8 @@ func (c *getter) dally() {
 		if err != nil {
 			return
 		}
-		for i := 0; i < n; i++ {
-			if d, err := codec.ParseData(c.rx.Packet(i)); err == nil && d.Block == uint16(c.lastAcked) {
+		for _, pkt := range c.segments(n) {
+			if d, err := codec.ParseData(pkt); err == nil && d.Block == uint16(c.lastAcked) {
 				c.sendAck(c.lastAcked)
 				c.res.AcksResent++
 			}
