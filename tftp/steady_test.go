@@ -68,6 +68,9 @@ func TestSteadyStateZeroAllocs(t *testing.T) {
 				if err := sess.sendBlocks(base, end); err != nil {
 					t.Fatal(err)
 				}
+				if err := sess.prefetch(end); err != nil { // the next window, read while the ACK travels
+					t.Fatal(err)
+				}
 				for i := 0; i < 16; i++ {
 					peer.SetReadDeadline(time.Now().Add(2 * time.Second))
 					n, _, err := peer.ReadFromUDPAddrPort(rbuf)
