@@ -53,10 +53,10 @@ func TestAgentRestartDuringImageDownloadResumesAndVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob := filepath.Join(s.Dir, "agent1", "blobs", hexsum)
-	// Kill the agent once a quarter of the file is down.
+	// Kill the agent once half of the file is down.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if st, err := os.Stat(blob + ".part"); err == nil && st.Size() >= int64(len(big))/4 {
+		if st, err := os.Stat(blob + ".part"); err == nil && st.Size() >= int64(len(big))/2 {
 			break
 		}
 		if _, err := os.Stat(blob); err == nil {
