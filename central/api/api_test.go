@@ -286,6 +286,37 @@ func TestEventsAreIdempotentAndConsumeRequired(t *testing.T) {
 	}
 }
 
+func TestOfflineBootDecisionConsumesRequired(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	agent := e.enroll(t, "pc-a", "198.18.1.0/24")
+	e.seedImage(t, "IMG64", model.ArchX64, []byte("img"))
+	must(t, e.admin.Do(ctx, "POST", "/api/v1/deployments", model.Deployment{ID: "unk", UnknownComputers: true, ImageID: "IMG64", Required: true}, nil))
+	batch := []model.Event{
+		// A decision that did not boot the client consumes nothing.
+		{ID: "ev-none", Type: model.EventPXEDecision, MAC: "02:00:00:00:00:78", ImageID: "IMG64", DeploymentID: "unk", Required: true, Detail: json.RawMessage(`{"action":"no-image","source":"cache"}`)},
+	}
+	_, err := agent.PostEvents(ctx, batch)
+	must(t, err)
+	d, err := agent.Decide(ctx, api.DecideRequest{MAC: "02:00:00:00:00:78", Arch: "uefi-x64"})
+	must(t, err)
+	if !d.Boot {
+		t.Fatalf("a no-image decision consumed the required deployment: %+v", d)
+	}
+	// The agent booted the client from its cached decision set while
+	// Central was unreachable; the event consumes the deployment.
+	batch = []model.Event{
+		{ID: "ev-boot", Type: model.EventPXEDecision, MAC: "02:00:00:00:00:77", ImageID: "IMG64", DeploymentID: "unk", Required: true, Detail: json.RawMessage(`{"action":"boot","source":"cache"}`)},
+	}
+	_, err = agent.PostEvents(ctx, batch)
+	must(t, err)
+	d, err = agent.Decide(ctx, api.DecideRequest{MAC: "02:00:00:00:00:77", Arch: "uefi-x64"})
+	must(t, err)
+	if d.Boot {
+		t.Fatalf("decision after an offline required boot: %+v", d)
+	}
+}
+
 func TestDecisionSetETagAndLongPoll(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -526,7 +527,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 	// decision set) consumes the required deployment just like a decision.
 	consumed := false
 	for _, e := range b.Events {
-		if e.Type != model.EventPXEBoot || !e.Required || e.DeploymentID == "" {
+		if !consumesRequired(e) {
 			continue
 		}
 		snap, err := s.dec.snapshotAtLeast(r.Context(), 0)
@@ -554,6 +555,27 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 	s.metrics.add(int64(len(b.Events)-n), "peerboot_central_events_total", "result", "duplicate")
 	writeJSON(w, 200, EventBatchResult{Accepted: n, Duplicates: len(b.Events) - n})
 	return nil
+}
+
+// consumesRequired reports whether an agent's event says a client was sent
+// a required deployment: a served boot (pxe.boot), or a boot decision the
+// agent took on its own from its cached decision set (pxe.decision with
+// action "boot") while Central was out of reach. Recording a consumption
+// twice is harmless, so decisions Central took itself may be reported too.
+func consumesRequired(e model.Event) bool {
+	if !e.Required || e.DeploymentID == "" {
+		return false
+	}
+	switch e.Type {
+	case model.EventPXEBoot:
+		return true
+	case model.EventPXEDecision:
+		var d struct {
+			Action string `json:"action"`
+		}
+		return json.Unmarshal(e.Detail, &d) == nil && d.Action == "boot"
+	}
+	return false
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
