@@ -70,6 +70,17 @@ type osLab struct {
 // starts capturing. Everything is removed by t.Cleanup, even on failure.
 func newOSLab(t *testing.T, ctx context.Context, subnet string) *osLab {
 	t.Helper()
+	l := newOSLabWithoutDHCP(t, ctx, subnet)
+	if err := l.StartDHCP(ctx, firmlab.Dnsmasq); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// newOSLabWithoutDHCP is newOSLab for a subnet whose DHCP server is
+// elsewhere (behind a relay).
+func newOSLabWithoutDHCP(t *testing.T, ctx context.Context, subnet string) *osLab {
+	t.Helper()
 	if err := firmlab.Available(); err != nil {
 		t.Fatalf("firmware lab unavailable (run as root after scripts/setup.sh): %v", err)
 	}
@@ -90,9 +101,6 @@ func newOSLab(t *testing.T, ctx context.Context, subnet string) *osLab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lab.Close() })
-	if err := lab.StartDHCP(ctx, firmlab.Dnsmasq); err != nil {
-		t.Fatal(err)
-	}
 	l := &osLab{Lab: lab, art: art, dir: dir, bin: peerbootBinary(t), pcap: filepath.Join(dir, "boot.pcap")}
 	if l.capture, err = lab.StartCapture(ctx, l.pcap); err != nil {
 		t.Fatal(err)
