@@ -190,3 +190,16 @@ func startTFTP(t *testing.T, root string, args ...string) (*proc, string) {
 	}
 	return p, line[i+4:]
 }
+
+func createLog(path string) (*os.File, error) { return os.Create(path) }
+
+// newLineReader returns a function yielding the lines of r.
+func newLineReader(r io.Reader) func() (string, bool) {
+	sc := bufio.NewScanner(r)
+	return func() (string, bool) {
+		if !sc.Scan() {
+			return "", false
+		}
+		return sc.Text(), true
+	}
+}
