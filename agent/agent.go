@@ -23,13 +23,13 @@ import (
 	"github.com/peerboot/peerboot/agent/cache"
 	"github.com/peerboot/peerboot/agent/config"
 	"github.com/peerboot/peerboot/agent/decide"
-	"github.com/peerboot/peerboot/agent/electnet"
 	"github.com/peerboot/peerboot/agent/spool"
 	"github.com/peerboot/peerboot/central/api"
 	"github.com/peerboot/peerboot/central/client"
 	cdecide "github.com/peerboot/peerboot/central/decide"
 	"github.com/peerboot/peerboot/central/model"
 	"github.com/peerboot/peerboot/election"
+	electudp "github.com/peerboot/peerboot/election/udp"
 	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/rawsock"
 	"github.com/peerboot/peerboot/pxe"
@@ -320,7 +320,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tr, err := electnet.Listen(cfg.Interface, a.prefix, cfg.ElectionPort)
+	tr, err := electudp.Listen(electudp.Options{Interface: cfg.Interface, Port: cfg.ElectionPort, Broadcast: broadcastAddr(a.prefix)})
 	if err != nil {
 		return err
 	}
@@ -683,4 +683,13 @@ func (a *Agent) engineCounters() engine.Counters {
 		t.SendErrors += c.SendErrors
 	}
 	return t
+}
+
+// broadcastAddr is the directed broadcast address of an IPv4 prefix.
+func broadcastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
