@@ -71,6 +71,7 @@ type session struct {
 	polled  int
 	pollErr error
 
+	heard        bool // an ACK (any block) arrived this round
 	srtt, rttvar time.Duration
 	highestSent  int64
 	stats        TransferStats
@@ -301,17 +302,21 @@ func (s *session) transfer(ctx context.Context) error {
 	for base <= s.nblocks {
 		end := min(base+int64(s.window), s.nblocks+1)
 		next := base
-		if timeouts > 0 && timeouts%2 == 0 && s.highestSent >= end-1 && end <= s.nblocks {
+		if timeouts > 0 && timeouts%2 == 0 && !s.heard && s.highestSent >= end-1 && end <= s.nblocks {
 			// Every other timeout with the whole window out, send the
 			// window after it instead. A client that holds this window
 			// but whose ACKs were lost may refuse to ACK resent blocks
 			// again until its own timer fires, which the resends keep
 			// from firing (atftp): the next window is what it waits for.
-			// A client that lacks blocks reports its gap as usual.
+			// A client that lacks blocks reports its gap as usual; one
+			// that answered the last round at all (an ACK for the block
+			// before this window) is alive and lacks this window, so it
+			// gets no probe.
 			next = end
 			end = min(end+int64(s.window), s.nblocks+1)
 			s.stats.Probes++
 		}
+		s.heard = false
 		first := next
 		retransmitted := first <= s.highestSent
 		acked := int64(-1)
@@ -592,6 +597,7 @@ func (s *session) waitAck(ctx context.Context, base, sentEnd int64, deadline tim
 				s.srv.malformed.Add(1)
 				continue
 			}
+			s.heard = true
 			delta := int64(blk - uint16(base-1))
 			if delta >= 1 && base-1+delta <= sentEnd-1 {
 				return base - 1 + delta, nil
