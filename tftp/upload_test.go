@@ -186,3 +186,30 @@ func TestUploadRefusals(t *testing.T) {
 		t.Fatalf("abandoned upload stored: %v", err)
 	}
 }
+
+// TestUploadSinglePort uploads through the listening port only: DATA
+// packets larger than an ACK travel through the session's inbox.
+func TestUploadSinglePort(t *testing.T) {
+	root := t.TempDir()
+	os.Chmod(root, 0o777)
+	srcDir := t.TempDir()
+	f := writeRandomFile(t, srcDir, "sp-up.bin", 200000)
+	_, addr, stats := startServer(t, root, func(c *Config) {
+		c.Uploads = c.Source.(*DirSource)
+		c.SinglePort = true
+		c.Timeout = 300 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	atftp := realUploaders[0] // blksize 1468, windowsize 8
+	if err := atftp.put(ctx, addr, filepath.Join(srcDir, f.name), f.name); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStats(t, stats, f.name)
+	if st.Outcome != OutcomeComplete || st.Bytes != f.size || st.Blksize != 1468 || st.Windowsize != 8 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := fileSHA256(t, filepath.Join(root, f.name)); got != f.sum {
+		t.Fatalf("stored sha256 %s, want %s", got, f.sum)
+	}
+}
