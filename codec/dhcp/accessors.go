@@ -312,35 +312,36 @@ var (
 )
 
 // ParseVendorClass parses a vendor class identifier without allocating.
-func ParseVendorClass(v []byte) VendorClass {
-	var kind VendorKind
+func ParseVendorClass(v []byte) (vc VendorClass) {
+	vc.Raw = v
 	var rest []byte
 	switch {
 	case len(v) >= 9 && binary.LittleEndian.Uint64(v) == wordPXEClien && v[8] == 't':
-		kind, rest = VendorPXE, v[9:]
+		vc.Kind, rest = VendorPXE, v[9:]
 	case len(v) >= 10 && binary.LittleEndian.Uint64(v) == wordHTTPClie && v[8] == 'n' && v[9] == 't':
-		kind, rest = VendorHTTP, v[10:]
+		vc.Kind, rest = VendorHTTP, v[10:]
 	default:
-		return VendorClass{Raw: v}
+		return vc
 	}
 	// ":Arch:xxxxx" then ":UNDI:yyyzzz"
 	if len(rest) < 11 || binary.LittleEndian.Uint32(rest) != wordArch || rest[4] != 'h' || rest[5] != ':' {
-		return VendorClass{Raw: v, Kind: kind}
+		return vc
 	}
 	arch, ok := digits5(rest[6:11])
 	if !ok || arch > 0xffff {
-		return VendorClass{Raw: v, Kind: kind}
+		return vc
 	}
+	vc.HasArch, vc.Arch = true, Arch(arch)
 	rest = rest[11:]
 	if len(rest) < 12 || binary.LittleEndian.Uint32(rest) != wordUNDI || rest[4] != 'I' || rest[5] != ':' {
-		return VendorClass{Raw: v, Kind: kind, HasArch: true, Arch: Arch(arch)}
+		return vc
 	}
 	maj, ok1 := digits3(rest[6:9])
 	mnr, ok2 := digits3(rest[9:12])
-	if !ok1 || !ok2 {
-		return VendorClass{Raw: v, Kind: kind, HasArch: true, Arch: Arch(arch)}
+	if ok1 && ok2 {
+		vc.HasUNDI, vc.UNDIMajor, vc.UNDIMinor = true, uint16(maj), uint16(mnr)
 	}
-	return VendorClass{Raw: v, Kind: kind, HasArch: true, Arch: Arch(arch), HasUNDI: true, UNDIMajor: uint16(maj), UNDIMinor: uint16(mnr)}
+	return vc
 }
 
 func digits3(b []byte) (int, bool) {
@@ -373,19 +374,28 @@ type MachineID struct {
 
 // ClientMachineID returns option 97. ok is false when it is absent or is not
 // type 0 followed by 16 bytes.
-func (p *Packet) ClientMachineID() (MachineID, bool) {
+func (p *Packet) ClientMachineID() (id MachineID, ok bool) {
 	v, ok := p.Lookup(OptClientMachineID)
+	id.Raw = v
 	if !ok || len(v) != 17 || v[0] != 0 {
-		return MachineID{Raw: v}, false
+		return id, false
 	}
-	return MachineID{Raw: v, Type: 0, UUID: [16]byte(v[1:17])}, true
+	id.UUID = [16]byte(v[1:17])
+	return id, true
 }
 
 // Usable reports whether the UUID can identify a machine: firmware that has
 // no UUID sends all zeros or all 0xFF.
 func (m MachineID) Usable() bool {
-	a := binary.LittleEndian.Uint64(m.UUID[:8])
-	b := binary.LittleEndian.Uint64(m.UUID[8:])
+	u := m.UUID[:]
+	if len(m.Raw) == 17 {
+		// Read the message, not the copy just stored into UUID: a load
+		// of half of a freshly written 16-byte store cannot be forwarded
+		// and stalls.
+		u = m.Raw[1:]
+	}
+	a := binary.LittleEndian.Uint64(u[:8])
+	b := binary.LittleEndian.Uint64(u[8:16])
 	return a|b != 0 && a&b != ^uint64(0)
 }
 
