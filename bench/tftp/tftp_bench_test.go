@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,6 +283,52 @@ func benchDownload(b *testing.B, addr string, window int) {
 		b.Fatalf("server granted windowsize %d, asked %d", res.Windowsize, window)
 	}
 	b.ReportMetric(float64(singleSize)*float64(b.N)/total.Seconds()/1e6, "MB/s")
+}
+
+// BenchmarkVersusAtftpd measures the acceptance ratios in pairs: each
+// round downloads 100 MiB from peerboot at 1468 x 16 and x 64 and from
+// atftpd at x 16 and x 64, back to back with the same client, so a load
+// spike from other processes hits both sides of a ratio alike. It reports
+// the median over the rounds of peerboot/atftpd at x 16 and of peerboot at
+// x 64 over atftpd's better window of the same round.
+func BenchmarkVersusAtftpd(b *testing.B) {
+	root := fixture(b)
+	const pbPort, atPort = 17301, 17302
+	servers[0].start(b, root, pbPort)
+	servers[1].start(b, root, atPort)
+	pb, at := fmt.Sprintf("127.0.0.1:%d", pbPort), fmt.Sprintf("127.0.0.1:%d", atPort)
+	rate := func(addr string, window int) float64 {
+		res := download(b, addr, "single.bin", 1468, window, singleSize)
+		if res.Windowsize != window {
+			b.Fatalf("%s granted windowsize %d, asked %d", addr, res.Windowsize, window)
+		}
+		return float64(singleSize) / res.Duration.Seconds() / 1e6
+	}
+	var r16, r64, pb16, pb64, at16, at64 []float64
+	for b.Loop() {
+		p16, a16, p64, a64 := rate(pb, 16), rate(at, 16), rate(pb, 64), rate(at, 64)
+		pb16, pb64, at16, at64 = append(pb16, p16), append(pb64, p64), append(at16, a16), append(at64, a64)
+		r16 = append(r16, p16/a16)
+		r64 = append(r64, p64/max(a16, a64))
+	}
+	b.ReportMetric(median(r16), "ratio16")
+	b.ReportMetric(median(r64), "ratio64-vs-best")
+	b.ReportMetric(median(pb16), "peerboot16-MB/s")
+	b.ReportMetric(median(pb64), "peerboot64-MB/s")
+	b.ReportMetric(median(at16), "atftpd16-MB/s")
+	b.ReportMetric(median(at64), "atftpd64-MB/s")
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkConcurrent200 runs 200 simultaneous 20 MiB downloads (1468 x 16)
