@@ -65,6 +65,14 @@ func (d *daemon) stop() {
 	}
 }
 
+// Short election timers: a new agent answers clients from its second
+// load epoch, and a BIOS iPXE ROM gives up DHCP after a few seconds, so the
+// site must be answering before the guests power on.
+const (
+	electionHeartbeat = 250 * time.Millisecond
+	electionLoadEpoch = time.Second
+)
+
 // requiredRepeatWindow: a repeat DISCOVER this soon after a required
 // deployment was handed out is the same boot (the firmware, then iPXE).
 const requiredRepeatWindow = 45 * time.Second
@@ -139,7 +147,8 @@ func newSite(t *testing.T, ctx context.Context, subnet string, n int, agentArgs 
 		a.log = filepath.Join(s.dir, a.name+".log")
 		args := append([]string{"agent", "--interface", "eth0", "--central-url", s.centralURL,
 			"--enrollment-key", s.key, "--cache-dir", filepath.Join(s.dir, a.name),
-			"--metrics-listen", a.addr.String() + ":9120", "--progress=false", "--log-level", "debug"}, agentArgs...)
+			"--metrics-listen", a.addr.String() + ":9120", "--progress=false", "--log-level", "debug",
+			"--election-heartbeat", electionHeartbeat.String(), "--election-load-epoch", electionLoadEpoch.String()}, agentArgs...)
 		s.start(t, a, nil, args...)
 		s.agents = append(s.agents, a)
 	}
@@ -182,7 +191,8 @@ type health struct {
 }
 
 // waitAgents waits until every running agent is ready, holds the images
-// its subnet needs and sees every running agent in its election.
+// its subnet needs and sees every running agent in its election, then for
+// two election load epochs, after which new agents answer clients.
 func (s *site) waitAgents(t *testing.T, ctx context.Context, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -216,6 +226,7 @@ func (s *site) waitAgents(t *testing.T, ctx context.Context, timeout time.Durati
 			}
 		}
 	}
+	waitUntil(t, ctx, time.Now().Add(2*electionLoadEpoch+electionHeartbeat))
 }
 
 func (s *site) health(ctx context.Context, a *daemon) (health, error) {
