@@ -70,13 +70,15 @@ type Socket struct {
 	// read state, used by the one reader goroutine
 	ring       *rxRing // nil: recvmmsg
 	ringErr    error   // why the ring is not used
-	pending    []*engine.Packet
 	hdrs       []unix.Mmsghdr
 	iovs       []unix.Iovec
 	vlen       int
 	got        int
 	rerr       error
 	readFn     func(fd uintptr) bool
+	pending    []*engine.Packet
+	epfd       int // private epoll instance holding the socket for input
+	epEvents   [1]unix.EpollEvent
 	otherHost  atomic.Uint64 // frames for another host, skipped
 	kernelDrop atomic.Uint64 // frames the kernel dropped (ring or buffer full)
 
@@ -182,9 +184,7 @@ func open(cfg Config) (*Socket, error) {
 		if errors.Is(s.ringErr, errTxRing) {
 			return fail(s.ringErr)
 		}
-		if s.ringErr == nil {
-			s.readFn = s.fromRing
-		} else {
+		if s.ringErr != nil {
 			s.txErr = s.ringErr
 		}
 	}
@@ -200,11 +200,38 @@ func open(cfg Config) (*Socket, error) {
 		s.txHdrs[i].Hdr.Iov = &s.txIovs[i]
 		s.txHdrs[i].Hdr.SetIovlen(1)
 	}
-	s.file = os.NewFile(uintptr(fd), "packet:"+cfg.Interface)
+	pollFD := fd
+	if s.ring != nil {
+		// The runtime's poller watches a private epoll instance that
+		// holds the socket for input only, not the socket itself: the
+		// runtime registers every file for output too, and the socket
+		// turns writable each time a sent frame's buffer is released,
+		// at a wake-up attempt per reply.
+		if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+			s.ring.close()
+			return fail(fmt.Errorf("rawsock: epoll: %w", err))
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}
+		err := unix.SetNonblock(s.epfd, true)
+		if err == nil {
+			err = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+		}
+		if err != nil {
+			unix.Close(s.epfd)
+			s.ring.close()
+			return fail(fmt.Errorf("rawsock: epoll: %w", err))
+		}
+		pollFD = s.epfd
+		s.readFn = s.fromRing
+	}
+	s.file = os.NewFile(uintptr(pollFD), "packet:"+cfg.Interface)
 	s.rc, err = s.file.SyscallConn()
 	if err != nil {
 		s.file.Close()
-		s.ring.close()
+		if s.ring != nil {
+			unix.Close(fd)
+			s.ring.close()
+		}
 		flt.Close()
 		return nil, fmt.Errorf("rawsock: %w", err)
 	}
@@ -288,16 +315,7 @@ func (s *Socket) Interface() (index int, mac frame.MAC, ip netip.Addr) {
 // with one recvmmsg when there is no ring).
 func (s *Socket) ReadBatch(pkts []*engine.Packet) (int, error) {
 	if s.ring != nil {
-		s.pending, s.got = pkts, 0
-		err := s.rc.Read(s.readFn)
-		s.pending = nil
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return 0, engine.ErrClosed
-			}
-			return 0, fmt.Errorf("rawsock: read: %w", err)
-		}
-		return s.got, nil
+		return s.readRing(pkts)
 	}
 	n := min(len(pkts), len(s.hdrs))
 	for i := range n {
@@ -329,9 +347,27 @@ func (s *Socket) ReadBatch(pkts []*engine.Packet) (int, error) {
 	return s.got, nil
 }
 
+// readRing copies frames out of the receive ring, waiting in the
+// runtime's poller (on the private epoll instance) when it is empty.
+func (s *Socket) readRing(pkts []*engine.Packet) (int, error) {
+	s.pending, s.got = pkts, 0
+	err := s.rc.Read(s.readFn)
+	s.pending = nil
+	if err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return 0, engine.ErrClosed
+		}
+		return 0, fmt.Errorf("rawsock: read: %w", err)
+	}
+	return s.got, nil
+}
+
 // fromRing is called by the runtime poller (so Close waits for it before
-// the ring is unmapped); false means "wait for readiness".
+// the ring is unmapped); false means "wait for readiness". It drains the
+// private epoll instance's ready list before looking at the ring, so a
+// block retired meanwhile makes it readable again.
 func (s *Socket) fromRing(uintptr) bool {
+	_, _, _ = unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(s.epfd), uintptr(unsafe.Pointer(&s.epEvents[0])), uintptr(len(s.epEvents)), 0, 0, 0)
 	n, other := s.ring.read(s.pending, s.ifIndex)
 	if other > 0 {
 		s.otherHost.Add(other)
@@ -577,11 +613,16 @@ func (s *Socket) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.filter.Close()
 	// Close returns once no read is in progress, so the ring can go.
 	err := s.file.Close()
-	if rerr := s.ring.close(); err == nil {
-		err = rerr
+	if s.ring != nil {
+		if cerr := unix.Close(s.fd); err == nil {
+			err = cerr
+		}
+		if rerr := s.ring.close(); err == nil {
+			err = rerr
+		}
 	}
-	s.filter.Close()
 	return err
 }

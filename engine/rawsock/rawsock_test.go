@@ -2,6 +2,7 @@ package rawsock_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -131,16 +132,30 @@ func sendMix(t *testing.T, cli *netlab.Host, srvIP netip.Addr, marker string) []
 			return err
 		}
 		defer ic.Close()
-		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: 7, Seq: 1, Data: []byte("ping")}}
-		b, _ := msg.Marshal(nil)
-		if _, err := ic.WriteTo(b, &net.IPAddr{IP: srvIP.AsSlice()}); err != nil {
-			return err
-		}
-		// Wait for the echo reply so the request has passed the filter.
-		ic.SetReadDeadline(time.Now().Add(5 * time.Second))
+		// Wait for an echo reply so the request has passed the filter
+		// (asking again a few times: the lab's first packets may be lost
+		// while the bridge ports settle).
 		rb := make([]byte, 1500)
-		if _, _, err := ic.ReadFrom(rb); err != nil {
-			return fmt.Errorf("no echo reply: %w", err)
+		gotReply := false
+		for seq := 1; seq <= 10 && !gotReply; seq++ {
+			msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: 7, Seq: seq, Data: []byte("ping")}}
+			b, _ := msg.Marshal(nil)
+			if _, err := ic.WriteTo(b, &net.IPAddr{IP: srvIP.AsSlice()}); err != nil {
+				return err
+			}
+			ic.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+			for !gotReply {
+				n, _, err := ic.ReadFrom(rb)
+				if err != nil {
+					break
+				}
+				if m, err := icmp.ParseMessage(1, rb[:n]); err == nil && m.Type == ipv4.ICMPTypeEchoReply {
+					gotReply = true
+				}
+			}
+		}
+		if !gotReply {
+			return errors.New("no echo reply to 10 echo requests")
 		}
 		return send(srvIP, 4011, marker, false)
 	})
@@ -216,7 +231,7 @@ func TestFilterPassesOnlyServedPorts(t *testing.T) {
 // receive ring and sends through the transmit ring; a silent fallback to
 // recvmmsg/sendmmsg would cost a system call per packet.
 func TestRingsAreUsed(t *testing.T) {
-	srv, _ := enginetest.Pair(t, "198.19.43.0/24")
+	srv, _ := enginetest.Pair(t, "198.19.47.0/24")
 	s := openIn(t, srv, rawsock.Config{Interface: "eth0", Ports: servedPorts})
 	if err := s.RingError(); err != nil {
 		t.Errorf("receive ring: %v", err)

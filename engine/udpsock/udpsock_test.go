@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/internal/enginetest"
@@ -70,7 +72,13 @@ func TestUDPSocketPath(t *testing.T) {
 	if waitIgnored.SrcIP != srv.Addr {
 		t.Errorf("third datagram from %v, want the server's own broadcast", waitIgnored.SrcIP)
 	}
-	if c := e.Counters(); c.Received != 3 || c.Sent != 2 || c.SendErrors != 0 {
-		t.Errorf("counters = %+v, want 3 received, 2 sent", c)
+	// A worker counts a reply after sending it, so the client may see it
+	// first: wait a bounded time for the count.
+	cs := e.Counters()
+	for deadline := time.Now().Add(10 * time.Second); cs.Sent < 2 && time.Now().Before(deadline); cs = e.Counters() {
+		runtime.Gosched()
+	}
+	if cs.Received != 3 || cs.Sent != 2 || cs.SendErrors != 0 {
+		t.Errorf("counters = %+v, want 3 received, 2 sent", cs)
 	}
 }
