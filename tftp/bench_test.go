@@ -35,4 +35,4 @@ func BenchmarkDownloadInProcess(b *testing.B) {
 }
 
 // benchWindow is the windowsize BenchmarkDownloadInProcess asks for.
-const benchWindow = 16
+const benchWindow = 64

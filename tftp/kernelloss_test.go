@@ -331,7 +331,7 @@ func TestLossDupReorder(t *testing.T) {
 	cases := []lossCase{
 		{"1pct", 0.01, 0.01, 0.01, 10 << 20},
 		{"5pct", 0.05, 0.05, 0.05, 10 << 20},
-		{"20pct", 0.20, 0.20, 0.20, 5 << 20},
+		{"20pct", 0.20, 0.20, 0.20, 2 << 20},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -272,6 +272,12 @@ type sharedFile struct {
 	name string
 	refs int
 	fd   int // for preadv; -1 when the File has no descriptor
+	// data maps the file read-only when it has a descriptor: sessions
+	// hand slices of it to sendmsg, so the kernel copies file pages
+	// straight into the datagrams. Only the kernel reads it (a file
+	// truncated meanwhile makes sendmsg fail with EFAULT, never a fault in
+	// this process).
+	data []byte
 }
 
 func (c *fileCache) open(src FileSource, name string) (*sharedFile, error) {
@@ -288,6 +294,12 @@ func (c *fileCache) open(src FileSource, name string) (*sharedFile, error) {
 	sf := &sharedFile{File: f, name: name, refs: 1, fd: -1}
 	if fder, ok := f.(interface{ Fd() uintptr }); ok {
 		sf.fd = int(fder.Fd())
+		if size := f.Size(); size > 0 && size == int64(int(size)) {
+			if data, err := unix.Mmap(sf.fd, 0, int(size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+				unix.Madvise(data, unix.MADV_SEQUENTIAL)
+				sf.data = data
+			}
+		}
 	}
 	c.m[name] = sf
 	return sf, nil
@@ -299,6 +311,9 @@ func (c *fileCache) release(f *sharedFile) {
 	f.refs--
 	if f.refs == 0 {
 		delete(c.m, f.name)
+		if f.data != nil {
+			unix.Munmap(f.data)
+		}
 		f.Close()
 	}
 }

@@ -62,6 +62,8 @@ type session struct {
 	stride  int
 
 	wins [2]windowBuf // the window in flight and the next one, prefetched
+	hdrs []byte       // with a mapped file: the window's DATA headers
+	vec  []unix.Iovec // with a mapped file: header and payload of each block
 	iovs []unix.Iovec // preadv targets
 	rbuf []byte       // received datagram
 	ebuf [128]byte    // outgoing ERROR
@@ -150,10 +152,17 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 		return s, nil
 	}
 	s.nblocks = s.size/int64(s.blksize) + 1
-	for i := range s.wins {
-		s.wins[i].b = make([]byte, s.window*s.stride)
+	if f.data != nil && srv.cfg.SendMethod != udpbatch.Plain {
+		// Payloads go from the file mapping to the socket: only the
+		// DATA headers live in the session.
+		s.hdrs = make([]byte, 4*s.window)
+		s.vec = make([]unix.Iovec, 2*s.window)
+	} else {
+		for i := range s.wins {
+			s.wins[i].b = make([]byte, s.window*s.stride)
+		}
+		s.iovs = make([]unix.Iovec, s.window)
 	}
-	s.iovs = make([]unix.Iovec, s.window)
 	s.rbuf = make([]byte, 1024)
 	var dst netip.AddrPort
 	if s.single {
@@ -466,6 +475,9 @@ func (w *windowBuf) holds(first, end int64) bool {
 // buffer that already holds them (prefetched while the previous window's
 // ACK was in flight) or after reading a window's worth from first.
 func (s *session) sendBlocks(first, end int64) error {
+	if s.vec != nil {
+		return s.sendMapped(first, end)
+	}
 	w := &s.wins[0]
 	if !w.holds(first, end) {
 		w = &s.wins[1]
@@ -491,10 +503,40 @@ func (s *session) sendBlocks(first, end int64) error {
 	return nil
 }
 
+// sendMapped sends blocks [first, end) gathered from their headers and
+// the file mapping.
+func (s *session) sendMapped(first, end int64) error {
+	total := 0
+	for n := first; n < end; n++ {
+		i := int(n - first)
+		h := s.hdrs[4*i : 4*i+4]
+		codec.PutDataHeader(h, uint16(n)) // block numbers roll over to 0
+		s.vec[2*i].Base = &h[0]
+		s.vec[2*i].SetLen(4)
+		l := s.blockLen(n)
+		if l > 0 {
+			s.vec[2*i+1].Base = &s.file.data[(n-1)*int64(s.blksize)]
+		} else {
+			s.vec[2*i+1].Base = &h[0] // the empty last block: no payload
+		}
+		s.vec[2*i+1].SetLen(l)
+		total += 4 + l
+	}
+	if err := s.sender.SendVec(s.vec[:2*int(end-first)], 2); err != nil {
+		return fmt.Errorf("send %s: %w", s.stats.File, err)
+	}
+	if s.highestSent >= first {
+		s.stats.Retransmits += min(s.highestSent, end-1) - first + 1
+	}
+	s.highestSent = max(s.highestSent, end-1)
+	s.stats.SentBytes += int64(total)
+	return nil
+}
+
 // prefetch reads the window starting at block first into the buffer that
 // does not hold the window in flight, unless a buffer holds it already.
 func (s *session) prefetch(first int64) error {
-	if first > s.nblocks || s.wins[0].holds(first, first+1) || s.wins[1].holds(first, first+1) {
+	if s.vec != nil || first > s.nblocks || s.wins[0].holds(first, first+1) || s.wins[1].holds(first, first+1) {
 		return nil
 	}
 	w := &s.wins[0]

@@ -2,12 +2,15 @@ package tftp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	codec "github.com/peerboot/peerboot/codec/tftp"
 	"github.com/peerboot/peerboot/tftp/udpbatch"
@@ -52,9 +55,25 @@ func newTestSession(t *testing.T, root, name string, blksize, window int, method
 func TestSteadyStateZeroAllocs(t *testing.T) {
 	root := t.TempDir()
 	writeRandomFile(t, root, "big.bin", 64<<20)
-	for _, m := range []udpbatch.Method{udpbatch.GSO, udpbatch.Sendmmsg, udpbatch.Plain} {
-		t.Run(m.String(), func(t *testing.T) {
+	type mode struct {
+		method udpbatch.Method
+		copied bool // payloads read into the session's buffer instead of sent from the mapping
+	}
+	for _, md := range []mode{{udpbatch.GSO, false}, {udpbatch.Sendmmsg, false}, {udpbatch.GSO, true}, {udpbatch.Plain, true}} {
+		m := md.method
+		t.Run(fmt.Sprintf("%v/copied=%v", m, md.copied), func(t *testing.T) {
 			sess, peer := newTestSession(t, root, "big.bin", 1468, 16, m)
+			if md.copied && sess.vec != nil {
+				// As for a FileSource without a descriptor.
+				sess.vec, sess.hdrs = nil, nil
+				for i := range sess.wins {
+					sess.wins[i].b = make([]byte, sess.window*sess.stride)
+				}
+				sess.iovs = make([]unix.Iovec, sess.window)
+			}
+			if (sess.vec == nil) != md.copied {
+				t.Fatalf("session copies payloads: %v, want %v", sess.vec == nil, md.copied)
+			}
 			if sess.sender.Method() != m {
 				t.Fatalf("sender uses %v", sess.sender.Method())
 			}

@@ -205,6 +205,102 @@ func (s *Sender) send(buf []byte) error {
 	return nil
 }
 
+// SendVec sends datagrams gathered from iovs, per iovecs each (the
+// caller's header and payload, say), every datagram stride bytes long
+// except possibly the last. With GSO the kernel segments the gathered
+// bytes at stride boundaries; no payload is copied in user space.
+func (s *Sender) SendVec(iovs []unix.Iovec, per int) error {
+	if len(iovs) == 0 || per <= 0 || len(iovs)%per != 0 {
+		return fmt.Errorf("udpbatch: %d iovecs are not whole datagrams of %d", len(iovs), per)
+	}
+	n := len(iovs) / per
+	if n > len(s.msgs) {
+		return fmt.Errorf("udpbatch: batch of %d datagrams exceeds %d", n, len(s.msgs))
+	}
+	for {
+		err := s.sendVec(iovs, per, n)
+		if err == nil {
+			s.Datagrams += uint64(n)
+			return nil
+		}
+		if s.method == GSO && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOPROTOOPT)) {
+			s.method = Sendmmsg
+			continue
+		}
+		if s.method == Sendmmsg && errors.Is(err, unix.ENOSYS) {
+			s.method = Plain
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Sender) sendVec(iovs []unix.Iovec, per, n int) error {
+	m := 0
+	switch s.method {
+	case GSO:
+		perMsg := min(maxGSOSegments, maxGSOBytes/s.stride)
+		for p := 0; p < n; p += perMsg {
+			cnt := min(perMsg, n-p)
+			s.fillMsgVec(m, iovs[p*per:(p+cnt)*per], cnt > 1)
+			m++
+		}
+	case Plain:
+		// One sendmsg per datagram.
+		for p := 0; p < n; p++ {
+			s.fillMsgVec(0, iovs[p*per:(p+1)*per], false)
+			s.Syscalls++
+			if errno := s.sendmsgOnce(); errno != 0 {
+				return errno
+			}
+		}
+		return nil
+	default:
+		for p := 0; p < n; p++ {
+			s.fillMsgVec(m, iovs[p*per:(p+1)*per], false)
+			m++
+		}
+	}
+	s.count, s.first, s.err = m, 0, nil
+	if err := s.rc.Write(s.writeFn); err != nil {
+		return err
+	}
+	return s.err
+}
+
+// sendmsgOnce sends message 0 with sendmsg, waiting while the socket
+// buffer is full.
+func (s *Sender) sendmsgOnce() unix.Errno {
+	var errno unix.Errno
+	err := s.rc.Write(func(fd uintptr) bool {
+		for {
+			_, _, errno = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0].hdr)), 0)
+			if errno == unix.EINTR {
+				continue
+			}
+			return errno != unix.EAGAIN
+		}
+	})
+	if err != nil && errno == 0 {
+		return unix.EBADF
+	}
+	return errno
+}
+
+func (s *Sender) fillMsgVec(i int, iovs []unix.Iovec, segmented bool) {
+	h := &s.msgs[i].hdr
+	*h = unix.Msghdr{Iov: &iovs[0]}
+	h.SetIovlen(len(iovs))
+	if s.hasDst {
+		h.Name = (*byte)(unsafe.Pointer(&s.name))
+		h.Namelen = s.nameLen
+	}
+	if segmented {
+		h.Control = &s.oob[0]
+		h.SetControllen(len(s.oob))
+	}
+}
+
 func (s *Sender) fillMsg(i int, b []byte, segmented bool) {
 	s.iovs[i].Base = &b[0]
 	s.iovs[i].SetLen(len(b))
