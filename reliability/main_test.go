@@ -203,3 +203,17 @@ func newLineReader(r io.Reader) func() (string, bool) {
 		return sc.Text(), true
 	}
 }
+
+// memLine summarises a process's memory from /proc (RSS and its parts).
+func memLine(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	var parts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:", "RssShmem:"} {
+			if strings.HasPrefix(line, k) {
+				parts = append(parts, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
