@@ -45,6 +45,9 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 			}
 		}
 		s.Close()
+		if s.Core != nil {
+			s.Core.Close() // the site leaves its core subnet to its creator
+		}
 	})
 	for _, p := range append([]*lab.Proc{s.Central}, s.Agents...) {
 		logs = append(logs, p.Log)
