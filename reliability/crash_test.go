@@ -192,14 +192,23 @@ func TestAgentKilledMidDownloadAndMidQueueing(t *testing.T) {
 		}
 	}
 	// Kill it while the next clients boot (events being appended).
+	// A client that got an OFFER had its decision event on disk first
+	// (the agent appends, fsync'd, before it answers).
 	var wg sync.WaitGroup
+	var offeredMu sync.Mutex
+	offered := map[string]bool{}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 11; i <= 14; i++ {
 			c := s.NewClient(i)
 			c.Arch, c.Tries = 0, 1
-			s.Boot(ctx, c) // some of these are cut off by the kill
+			res, _ := s.Boot(ctx, c) // some of these are cut off by the kill
+			if res.Offers > 0 {
+				offeredMu.Lock()
+				offered[c.MAC.String()] = true
+				offeredMu.Unlock()
+			}
 		}
 	}()
 	waitFor(t, 30*time.Second, "a boot in progress", func() (bool, string) {
@@ -245,6 +254,11 @@ func TestAgentKilledMidDownloadAndMidQueueing(t *testing.T) {
 			t.Errorf("client %s booted; Central holds %d boot decisions for it, want exactly 1", mac, decisions[mac])
 		}
 	}
+	for mac := range offered {
+		if decisions[mac] != 1 {
+			t.Errorf("client %s was offered a boot around the kill; Central holds %d boot decisions for it, want exactly 1", mac, decisions[mac])
+		}
+	}
 	for mac, n := range decisions {
 		if n > 1 {
 			t.Errorf("client %s has %d boot decisions", mac, n)
@@ -267,6 +281,6 @@ func TestAgentKilledMidDownloadAndMidQueueing(t *testing.T) {
 		t.Errorf("%d clients booted, Central holds %d complete transfers and %d pxe.boot events", len(booted), transfers, boots)
 	}
 	verifyCache(t, blobs)
-	t.Logf("cache verified after 2 kills mid-download; %d clients booted with Central down across 2 more kills; Central holds %d events, each once (%d boot decisions, %d complete transfers, %d pxe.boot)",
-		len(booted), len(evs), len(decisions), transfers, boots)
+	t.Logf("cache verified after 2 kills mid-download; %d clients booted with Central down across 2 more kills (%d more offered around the last kill); Central holds %d events, each once (%d boot decisions, %d complete transfers, %d pxe.boot)",
+		len(booted), len(offered), len(evs), len(decisions), transfers, boots)
 }
