@@ -292,6 +292,12 @@ func (s *Server) build(sc *scratch, c *Client, d Decision, t dhcp.MessageType, d
 		server = d.Server.As4()
 	}
 	b.StartReply(dst, p, t)
+	if p.GIAddr != [4]byte{} && p.CIAddr == [4]byte{} {
+		// A ProxyDHCP reply has no yiaddr, so the relay can reach the
+		// client only by broadcast; relays (dnsmasq's among them) drop
+		// replies that do not ask for it (RFC 2131 section 4.1).
+		b.SetFlags(p.Flags | dhcp.FlagBroadcast)
+	}
 	b.SetSecs(p.Secs)
 	b.SetSIAddr(server)
 	b.AddServerID(s.sip)

@@ -95,6 +95,9 @@ func TestRelayedDiscoverGoesToRelay(t *testing.T) {
 	if out.GIAddr != relay {
 		t.Errorf("giaddr %v not copied", out.GIAddr)
 	}
+	if !out.Broadcast() {
+		t.Errorf("relayed reply without the broadcast flag (flags %#04x): the relay cannot deliver it", out.Flags)
+	}
 	if dst.Kind != engine.RouteRelay || dst.IP != netip.AddrFrom4(relay) || dst.Port != 67 {
 		t.Errorf("routed to %v %v:%d, want the relay on 67", dst.Kind, dst.IP, dst.Port)
 	}

@@ -69,9 +69,20 @@ type Decider struct {
 	ix       *cdecide.Index
 	setAt    time.Time           // when Central last confirmed the set
 	offline  []model.Consumption // required deployments handed out while Central was away
-	answers  map[[6]byte]answer
+	answers  map[ClientKey]answer
 	counters Counters
 }
+
+// ClientKey identifies one boot stage of a client for remembered answers:
+// the firmware's PXE stack and the iPXE it loads next ask with the same MAC
+// but need different files (the NBP, then the iPXE script).
+type ClientKey struct {
+	MAC  [6]byte
+	IPXE bool
+}
+
+// KeyOf returns the remembered-answer key of a client.
+func KeyOf(c *pxe.Client) ClientKey { return ClientKey{MAC: c.MAC, IPXE: c.IPXE} }
 
 // answer is what this agent last told a client, so its boot-server
 // request on 4011 and its retries get the same answer.
@@ -102,7 +113,7 @@ func New(cfg Config) *Decider {
 	if cfg.MaxStale <= 0 {
 		cfg.MaxStale = 24 * time.Hour
 	}
-	return &Decider{cfg: cfg, answers: map[[6]byte]answer{}}
+	return &Decider{cfg: cfg, answers: map[ClientKey]answer{}}
 }
 
 // Counters returns the decision counters.
@@ -115,6 +126,9 @@ func (d *Decider) SetDecisionSet(set *api.DecisionSet, at time.Time) {
 	d.mu.Lock()
 	if d.set == nil || d.set.Version != set.Version {
 		d.offline = nil // Central's consumptions now include what we reported
+		// A new set may change what a client boots (an administrator
+		// cleared a required deployment, say): forget remembered answers.
+		clear(d.answers)
 	}
 	d.set, d.ix, d.setAt = set, ix, at
 	d.mu.Unlock()
@@ -149,7 +163,7 @@ func (d *Decider) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, erro
 	now := d.cfg.Now()
 	if c.Kind == pxe.MsgRequest {
 		// The client picked this agent from its offer: no election.
-		if a, ok := d.recent(c.MAC, now); ok {
+		if a, ok := d.recent(KeyOf(c), now); ok {
 			return a, nil
 		}
 		cd, _, err := d.central(ctx, c, true)
@@ -167,7 +181,7 @@ func (d *Decider) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, erro
 			return pxe.Decision{Action: pxe.Ignore}, nil
 		}
 	}
-	if a, ok := d.recent(c.MAC, now); ok {
+	if a, ok := d.recent(KeyOf(c), now); ok {
 		return a, nil // a retry of a client this agent answered
 	}
 	if ed.Rank > 0 {
@@ -196,7 +210,7 @@ func (d *Decider) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, erro
 	if !cd.Boot {
 		d.counters.NoBoot.Add(1)
 		d.record(c, cd, "none", source, cd.Reason)
-		return d.remember(c.MAC, pxe.Decision{Action: pxe.Ignore}, now), nil
+		return d.remember(KeyOf(c), pxe.Decision{Action: pxe.Ignore}, now), nil
 	}
 	if !d.cfg.Images.Has(cd.ImageID) && d.cfg.Election != nil && ed.Payload == nil {
 		payload, _ := json.Marshal(cd)
@@ -228,7 +242,7 @@ func (d *Decider) answerFor(c *pxe.Client, cd cdecide.Decision, now time.Time, r
 		}
 		return pxe.Decision{Action: pxe.Ignore}, nil
 	}
-	file := BootFile(img, c.Class)
+	file := BootFile(img, c.Class, c.IPXE)
 	if file == "" {
 		d.counters.NoImage.Add(1)
 		if report {
@@ -240,13 +254,13 @@ func (d *Decider) answerFor(c *pxe.Client, cd cdecide.Decision, now time.Time, r
 	if report {
 		d.record(c, cd, "boot", src, out.BootFile)
 	}
-	return d.remember(c.MAC, out, now), nil
+	return d.remember(KeyOf(c), out, now), nil
 }
 
-func (d *Decider) recent(mac [6]byte, now time.Time) (pxe.Decision, bool) {
+func (d *Decider) recent(k ClientKey, now time.Time) (pxe.Decision, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	a, ok := d.answers[mac]
+	a, ok := d.answers[k]
 	if !ok || now.After(a.exp) {
 		return pxe.Decision{}, false
 	}
@@ -256,7 +270,7 @@ func (d *Decider) recent(mac [6]byte, now time.Time) (pxe.Decision, bool) {
 // answerTTL keeps one boot's retries and its 4011 request on one answer.
 const answerTTL = 30 * time.Second
 
-func (d *Decider) remember(mac [6]byte, out pxe.Decision, now time.Time) pxe.Decision {
+func (d *Decider) remember(k ClientKey, out pxe.Decision, now time.Time) pxe.Decision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.answers) >= 1<<16 {
@@ -266,10 +280,10 @@ func (d *Decider) remember(mac [6]byte, out pxe.Decision, now time.Time) pxe.Dec
 			}
 		}
 		if len(d.answers) >= 1<<16 {
-			d.answers = map[[6]byte]answer{}
+			d.answers = map[ClientKey]answer{}
 		}
 	}
-	d.answers[mac] = answer{d: out, exp: now.Add(answerTTL)}
+	d.answers[k] = answer{d: out, exp: now.Add(answerTTL)}
 	return out
 }
 
@@ -390,11 +404,21 @@ func (d *Decider) recordType(typ string, c *pxe.Client, cd cdecide.Decision, act
 	d.cfg.Record(ev)
 }
 
-// BootFile picks the file of an image a client class boots: UEFI classes
-// take the first .efi file (one named boot* first), BIOS takes the first
-// PXE loader (.kpxe, .pxe, .0, .com, .n12), else the first file that is
-// not .efi. HTTP-boot classes need a URL and get nothing from TFTP.
-func BootFile(img model.Image, class pxe.Class) string {
+// BootFile picks the file of an image a client boots. An iPXE client (the
+// boot program already loaded) gets the image's iPXE script (*.ipxe) when
+// there is one, so chainloading does not loop; otherwise, and for every
+// other client, by class: UEFI classes take the first .efi file (one named
+// boot* first), BIOS takes the first PXE loader (.kpxe, .pxe, .0, .com,
+// .n12), else the first file that is not .efi. HTTP-boot classes need a URL
+// and get nothing from TFTP.
+func BootFile(img model.Image, class pxe.Class, ipxe bool) string {
+	if ipxe {
+		for _, f := range img.Files {
+			if strings.HasSuffix(strings.ToLower(f.Name), ".ipxe") {
+				return f.Name
+			}
+		}
+	}
 	has := func(name string, sufs ...string) bool {
 		n := strings.ToLower(name)
 		for _, s := range sufs {

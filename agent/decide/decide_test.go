@@ -51,7 +51,7 @@ func (f *fakeElection) HandOff(context.Context, election.ClientKey, string, []by
 type fakeImages map[string]bool
 
 var images = map[string]model.Image{
-	"x64":   {ID: "x64", Arch: model.ArchX64, Files: []model.ImageFile{{Name: "undionly.kpxe"}, {Name: "shim.efi"}, {Name: "bootx64.efi"}}},
+	"x64":   {ID: "x64", Arch: model.ArchX64, Files: []model.ImageFile{{Name: "undionly.kpxe"}, {Name: "shim.efi"}, {Name: "bootx64.efi"}, {Name: "boot.iPXE"}}},
 	"arm64": {ID: "arm64", Arch: model.ArchARM64, Files: []model.ImageFile{{Name: "grubaa64.efi"}}},
 }
 
@@ -173,17 +173,21 @@ func TestBootFile(t *testing.T) {
 	cases := []struct {
 		img   string
 		class pxe.Class
+		ipxe  bool
 		want  string
 	}{
-		{"x64", pxe.ClassEFI64, "bootx64.efi"},
-		{"x64", pxe.ClassBIOS, "undionly.kpxe"},
-		{"arm64", pxe.ClassARM64, "grubaa64.efi"},
-		{"arm64", pxe.ClassBIOS, ""},
-		{"x64", pxe.ClassHTTPEFI64, ""},
+		{"x64", pxe.ClassEFI64, false, "bootx64.efi"},
+		{"x64", pxe.ClassBIOS, false, "undionly.kpxe"},
+		{"x64", pxe.ClassEFI64, true, "boot.iPXE"},
+		{"x64", pxe.ClassBIOS, true, "boot.iPXE"},
+		{"arm64", pxe.ClassARM64, false, "grubaa64.efi"},
+		{"arm64", pxe.ClassARM64, true, "grubaa64.efi"}, // no script: the class rule
+		{"arm64", pxe.ClassBIOS, false, ""},
+		{"x64", pxe.ClassHTTPEFI64, false, ""},
 	}
 	for _, c := range cases {
-		if got := BootFile(images[c.img], c.class); got != c.want {
-			t.Errorf("BootFile(%s, %v) = %q, want %q", c.img, c.class, got, c.want)
+		if got := BootFile(images[c.img], c.class, c.ipxe); got != c.want {
+			t.Errorf("BootFile(%s, %v, ipxe=%v) = %q, want %q", c.img, c.class, c.ipxe, got, c.want)
 		}
 	}
 }
@@ -217,5 +221,50 @@ func TestFailoverAndHandoffAreElectionEvents(t *testing.T) {
 				t.Fatalf("events %+v: want one election event %q", evs, c.action)
 			}
 		})
+	}
+}
+
+// The firmware's PXE stack and the iPXE it then runs share a MAC but must
+// get different files, or iPXE would chainload itself forever.
+func TestIPXEStageGetsTheScript(t *testing.T) {
+	c := &fakeCentral{d: cdecide.Decision{Boot: true, ImageID: "x64"}}
+	d := New(Config{Central: c, Election: &fakeElection{action: election.Serve}, Images: fakeImages{"x64": true}})
+	fw, err := d.Decide(context.Background(), client7(pxe.MsgDiscover))
+	if err != nil || fw.BootFile != "x64/bootx64.efi" {
+		t.Fatalf("firmware stage: %+v, %v", fw, err)
+	}
+	ipxe := client7(pxe.MsgDiscover)
+	ipxe.IPXE = true
+	got, err := d.Decide(context.Background(), ipxe)
+	if err != nil || got.BootFile != "x64/boot.iPXE" {
+		t.Fatalf("iPXE stage: %+v, %v; want the image's script", got, err)
+	}
+	// Each stage's retries keep their own answer.
+	if again, _ := d.Decide(context.Background(), client7(pxe.MsgRequest)); again != fw {
+		t.Fatalf("firmware retry: %+v, want %+v", again, fw)
+	}
+}
+
+// A new decision set (an administrator cleared a required deployment, say)
+// is not hidden behind an answer remembered from the old one.
+func TestNewDecisionSetForgetsRememberedAnswers(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	c := &fakeCentral{d: cdecide.Decision{Boot: false, Reason: cdecide.ReasonNoDeployment}}
+	d := New(Config{Central: c, Election: &fakeElection{action: election.Serve}, Images: fakeImages{"x64": true}, Now: func() time.Time { return now }})
+	d.SetDecisionSet(set(), now)
+	if got, _ := d.Decide(context.Background(), client7(pxe.MsgDiscover)); got.Action != pxe.Ignore {
+		t.Fatalf("before: %+v", got)
+	}
+	c.d = cdecide.Decision{Boot: true, ImageID: "x64"}
+	same := set()
+	d.SetDecisionSet(same, now) // same version: the remembered answer stands
+	if got, _ := d.Decide(context.Background(), client7(pxe.MsgDiscover)); got.Action != pxe.Ignore {
+		t.Fatalf("same set: %+v, want the remembered ignore", got)
+	}
+	next := set()
+	next.Version.Config++
+	d.SetDecisionSet(next, now)
+	if got, _ := d.Decide(context.Background(), client7(pxe.MsgDiscover)); got.Action != pxe.Boot {
+		t.Fatalf("after a new set: %+v, want boot", got)
 	}
 }

@@ -40,7 +40,7 @@ type Referrer struct {
 	mu      sync.Mutex
 	agents  map[netip.Addr]agentList
 	images  map[string]model.Image
-	answers map[[6]byte]referral
+	answers map[agentdecide.ClientKey]referral
 
 	Referred, NoAgent, NotRelayed, NoBoot, Errors atomic.Uint64
 }
@@ -73,7 +73,7 @@ func (r *Referrer) timeout() time.Duration {
 func (r *Referrer) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, error) {
 	now := r.now()
 	r.mu.Lock()
-	if a, ok := r.answers[c.MAC]; ok && now.Before(a.exp) {
+	if a, ok := r.answers[agentdecide.KeyOf(c)]; ok && now.Before(a.exp) {
 		r.mu.Unlock()
 		return a.d, nil // a retry, or the client's 4011 request to us
 	}
@@ -109,7 +109,7 @@ func (r *Referrer) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, err
 		r.Errors.Add(1)
 		return pxe.Decision{}, err
 	}
-	file := agentdecide.BootFile(img, c.Class)
+	file := agentdecide.BootFile(img, c.Class, c.IPXE)
 	if file == "" {
 		return pxe.Decision{}, pxe.ErrNoBootFile
 	}
@@ -121,9 +121,9 @@ func (r *Referrer) Decide(ctx context.Context, c *pxe.Client) (pxe.Decision, err
 	d := pxe.Decision{Action: pxe.Boot, BootFile: img.ID + "/" + file, Server: addr}
 	r.mu.Lock()
 	if r.answers == nil || len(r.answers) > 1<<16 {
-		r.answers = map[[6]byte]referral{}
+		r.answers = map[agentdecide.ClientKey]referral{}
 	}
-	r.answers[c.MAC] = referral{d: d, exp: now.Add(30 * time.Second)}
+	r.answers[agentdecide.KeyOf(c)] = referral{d: d, exp: now.Add(30 * time.Second)}
 	r.mu.Unlock()
 	r.Referred.Add(1)
 	if r.Log != nil {
