@@ -139,9 +139,10 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		}
 		s.ownDir = true
 	}
+	site := s // the error returns below set s to nil
 	defer func() {
 		if err != nil {
-			s.Close()
+			site.Close()
 		}
 	}()
 	if o.Net != nil {
