@@ -154,3 +154,67 @@ func TestRogueWithoutSiteKeyChangesNothing(t *testing.T) {
 			out.booted, clients, out.firstTry, out.multiple)
 	}
 }
+
+// TestReplayedAndTamperedClaimsChangeNothing: an attacker without the key
+// captures the agents' own claims and, before every new client, replays
+// all of them and sends tampered copies re-aimed at the new client. Every
+// client is still answered once, at its first DISCOVER, and the drops are
+// counted as replays and authentication failures.
+func TestReplayedAndTamperedClaimsChangeNothing(t *testing.T) {
+	n, err := sim.Scenario{Seed: 9, Agents: 3, Config: electionConfig()}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var captured [][]byte
+	n.Tap = func(from int, msg []byte) {
+		if len(msg) > 3 && wire.Type(msg[3]) == wire.TypeClaim {
+			captured = append(captured, append([]byte(nil), msg...))
+		}
+	}
+	const clients = 300
+	answers := make([]int, clients)
+	injected := 0
+	for i := 0; i < clients; i++ {
+		mac := sim.ClientMAC(i)
+		for _, m := range captured {
+			for to := range n.Nodes {
+				n.Inject(to, m, 20*time.Microsecond) // replay as is
+				tampered := append([]byte(nil), m...)
+				copy(tampered[38:44], mac[:]) // the claim's client MAC
+				n.Inject(to, tampered, 20*time.Microsecond)
+				injected += 2
+			}
+		}
+		if len(captured) > 20 {
+			captured = captured[len(captured)-20:]
+		}
+		n.Discover(election.ClientKey{MAC: mac}, "", func(nd *sim.Node, d election.Decision) {
+			if d.Action == election.Serve {
+				answers[i]++
+			}
+		})
+		n.Clock.RunFor(1500 * time.Millisecond)
+	}
+	var st election.Stats
+	for _, nd := range n.Nodes {
+		s := nd.Elector.Stats()
+		st.DroppedAuth += s.DroppedAuth
+		st.DroppedReplay += s.DroppedReplay
+		st.DroppedStale += s.DroppedStale
+		st.OwnEcho += s.OwnEcho
+	}
+	once := 0
+	for _, a := range answers {
+		if a == 1 {
+			once++
+		}
+	}
+	t.Logf("%d messages injected; dropped %d as replays, %d as stale, %d as unauthentic, %d as the receiver's own echo; %d/%d clients answered exactly once",
+		injected, st.DroppedReplay, st.DroppedStale, st.DroppedAuth, st.OwnEcho, once, clients)
+	if once != clients {
+		t.Fatalf("%d of %d clients answered exactly once under replayed and tampered claims", once, clients)
+	}
+	if st.DroppedReplay == 0 || st.DroppedAuth == 0 {
+		t.Fatalf("replays dropped %d, tampered dropped %d: the attack did not run", st.DroppedReplay, st.DroppedAuth)
+	}
+}

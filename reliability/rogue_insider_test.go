@@ -5,12 +5,13 @@ package reliability
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
-// This case fails today: see docs/SECURITY.md ("an agent holding the site
-// key") and run it with
+// These cases fail today (see docs/SECURITY.md and docs/RELIABILITY.md);
+// run them with
 //
-//	go test -tags knownissue -run TestRogueInsider ./reliability
+//	go test -tags knownissue -run 'TestRogueInsider|TestHostileTrafficDefaultGOGC' ./reliability
 
 // TestRogueInsiderClaimingEverythingStrandsNoClient: an agent holding the
 // site key (a stolen key, or a broken agent) announces weight 99, claims
@@ -30,4 +31,18 @@ func TestRogueInsiderClaimingEverythingStrandsNoClient(t *testing.T) {
 func rogueInsiderReport(out rogueOutcome) string {
 	stranded := out.clients - out.booted
 	return fmt.Sprintf("%d of %d clients stranded after 5 DISCOVERs 4 s apart (%d booted at the first try)", stranded, out.clients, out.firstTry)
+}
+
+// TestHostileTrafficDefaultGOGC is the hostile flood with the agent's
+// default garbage collector setting: garbage from each malformed TFTP
+// request (two allocations: the parse error and the log call's boxed
+// arguments) piles up to the heap goal before a collection, so RSS rises
+// about 40% and then stays flat. It fails the 10% line until that path
+// stops allocating.
+func TestHostileTrafficDefaultGOGC(t *testing.T) {
+	t.Setenv("PEERBOOT_HOSTILE_GOGC", "100")
+	if dur := durationSetting(t, "PEERBOOT_HOSTILE_DURATION", 0); dur < 60*time.Second {
+		t.Setenv("PEERBOOT_HOSTILE_DURATION", "60s")
+	}
+	TestHostileTrafficAgainstAgent(t)
 }
