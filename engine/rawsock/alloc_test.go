@@ -1,11 +1,9 @@
 package rawsock_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"testing"
 	"time"
 
@@ -14,36 +12,7 @@ import (
 	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/internal/enginetest"
 	"github.com/peerboot/peerboot/engine/rawsock"
-	"github.com/peerboot/peerboot/internal/netlab"
 )
-
-// clientSocket is a blocking UDP socket on port 68 in h's namespace that
-// can broadcast, with a receive timeout so a lost reply fails the test.
-func clientSocket(t *testing.T, h *netlab.Host) int {
-	t.Helper()
-	fd := -1
-	err := h.Do(func() (err error) {
-		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return err
-		}
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
-			return err
-		}
-		if err := unix.BindToDevice(fd, "eth0"); err != nil {
-			return err
-		}
-		tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrInet4{Port: 68})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return fd
-}
 
 // TestRawPathDoesNotAllocate: from a request arriving in the receive ring
 // to its reply leaving through the transmit ring, with the reader serving
@@ -57,31 +26,13 @@ func TestRawPathDoesNotAllocate(t *testing.T) {
 		t.Fatalf("rings not in use: %v, %v", s.RingError(), s.TxRingError())
 	}
 	e := enginetest.RunWith(t, engine.Config{Socket: s, Handler: enginetest.ReplyHandler{}, Workers: 2, RingSize: 64, InlineMax: 32})
-	fd := clientSocket(t, cli)
+	fd := enginetest.ClientSocket(t, cli, 68)
 	cliMAC, _ := net.ParseMAC(cli.MAC)
 	req := enginetest.BOOTPRequest(0, [4]byte{}, [4]byte{}, cliMAC)
 	to := &unix.SockaddrInet4{Port: 67, Addr: [4]byte{255, 255, 255, 255}}
-	buf := make([]byte, 2048)
 	var xid uint32
 	var failure error
-	exchange := func() {
-		xid++
-		binary.BigEndian.PutUint32(req[4:], xid)
-		if err := unix.Sendto(fd, req, 0, to); err != nil {
-			failure = err
-			return
-		}
-		for {
-			n, err := unix.Read(fd, buf)
-			if err != nil {
-				failure = err
-				return
-			}
-			if n == len(req) && buf[0] == 2 && binary.BigEndian.Uint32(buf[4:]) == xid {
-				return
-			}
-		}
-	}
+	exchange := enginetest.Exchange(fd, req, to, &xid, &failure)
 	exchange()
 	if failure != nil {
 		t.Fatalf("first exchange: %v (counters %+v)", failure, e.Counters())
@@ -93,11 +44,7 @@ func TestRawPathDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per request from the receive ring to the transmit ring, want 0", allocs)
 	}
-	c := e.Counters()
-	for deadline := time.Now().Add(10 * time.Second); c.Sent < uint64(xid) && time.Now().Before(deadline); c = e.Counters() {
-		runtime.Gosched()
-	}
-	if c.Sent != uint64(xid) || c.SendErrors != 0 {
+	if c := enginetest.WaitSent(e, uint64(xid)); c.Sent != uint64(xid) || c.SendErrors != 0 {
 		t.Errorf("counters = %+v, want %d sent", c, xid)
 	}
 }
@@ -168,7 +115,7 @@ func TestClaimUDPPortStopsPortUnreachable(t *testing.T) {
 func TestFullRingDropsAndCounts(t *testing.T) {
 	srv, cli := enginetest.Pair(t, "198.19.46.0/24")
 	s := openIn(t, srv, rawsock.Config{Interface: "eth0", Ports: servedPorts, RingBlockSize: 4096, RingBlocks: 4})
-	fd := clientSocket(t, cli)
+	fd := enginetest.ClientSocket(t, cli, 68)
 	const sent = 300
 	to := &unix.SockaddrInet4{Port: 67, Addr: srv.Addr.As4()}
 	req := enginetest.BOOTPRequest(1, [4]byte{}, [4]byte{}, nil)

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -143,4 +144,77 @@ func ReadReplyFrom(t *testing.T, c *net.UDPConn, from netip.Addr) ([]byte, netip
 			return buf[:n], src
 		}
 	}
+}
+
+// ClientSocket is a blocking UDP socket (a raw file descriptor, so using it
+// allocates nothing) on port in h's namespace, bound to eth0, able to
+// broadcast, with a 10 s receive timeout so a lost reply fails the test.
+// The test closes it at cleanup.
+func ClientSocket(t *testing.T, h *netlab.Host, port int) int {
+	t.Helper()
+	fd := -1
+	err := h.Do(func() (err error) {
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
+			return err
+		}
+		if err := unix.BindToDevice(fd, "eth0"); err != nil {
+			return err
+		}
+		tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrInet4{Port: port})
+	})
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// Exchange returns a function that sends req (its xid bumped each call)
+// from fd to to and waits for the BOOTREPLY with that xid, for
+// testing.AllocsPerRun: it allocates nothing. *failure holds the first
+// error; *xid the last xid sent.
+func Exchange(fd int, req []byte, to *unix.SockaddrInet4, xid *uint32, failure *error) func() {
+	buf := make([]byte, 2048)
+	return func() {
+		if *failure != nil {
+			return
+		}
+		*xid++
+		binary.BigEndian.PutUint32(req[4:], *xid)
+		if err := unix.Sendto(fd, req, 0, to); err != nil {
+			*failure = err
+			return
+		}
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				*failure = err
+				return
+			}
+			if n == len(req) && buf[0] == 2 && binary.BigEndian.Uint32(buf[4:]) == *xid {
+				return
+			}
+		}
+	}
+}
+
+// WaitSent waits a bounded time for the engine to count want replies
+// sent (it counts a reply after it left, so a client may see it first)
+// and returns the counters.
+func WaitSent(e *engine.Engine, want uint64) engine.Counters {
+	c := e.Counters()
+	for deadline := time.Now().Add(10 * time.Second); c.Sent < want && time.Now().Before(deadline); c = e.Counters() {
+		runtime.Gosched()
+	}
+	return c
 }
