@@ -190,3 +190,26 @@ func TestSinglePortMode(t *testing.T) {
 		}
 	}
 }
+
+// TestFileTruncatedWhileServing: payloads are sent from a mapping of the
+// file, which only the kernel reads; a file cut short under a transfer
+// makes the send fail with an error (EFAULT), never a fault in the server.
+func TestFileTruncatedWhileServing(t *testing.T) {
+	root := t.TempDir()
+	writeRandomFile(t, root, "shrinks.bin", 1<<20)
+	sess, _ := newTestSession(t, root, "shrinks.bin", 1468, 16, udpbatch.GSO)
+	if sess.vec == nil {
+		t.Fatal("the session does not send from the file mapping")
+	}
+	if err := sess.sendBlocks(1, 17); err != nil {
+		t.Fatalf("before truncation: %v", err)
+	}
+	if err := os.Truncate(filepath.Join(root, "shrinks.bin"), 0); err != nil {
+		t.Fatal(err)
+	}
+	err := sess.sendBlocks(600, 616) // pages past the new end of file
+	if err == nil {
+		t.Fatal("sending blocks of a truncated file succeeded")
+	}
+	t.Logf("send after truncation: %v", err)
+}

@@ -177,7 +177,7 @@ func TestUploadRefusals(t *testing.T) {
 		if len(ents) == 1 {
 			break
 		}
-		if i == 100 {
+		if i == 500 {
 			t.Fatalf("abandoned upload left %d entries in the root", len(ents))
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a bound
