@@ -50,15 +50,15 @@ func newLossLab(t *testing.T, subnet string, lossPct float64) *lossLab {
 		return runIn(h, "tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "1ms",
 			"reorder", "95%", "loss", fmt.Sprintf("%g%%", lossPct))
 	}
-	if err := netem(srv); err == nil {
+	err = netem(srv)
+	if err == nil {
 		if err := netem(cli); err != nil {
 			t.Fatalf("netem on the client host: %v", err)
 		}
 		ll.method = "netem"
 		return ll
-	} else if !strings.Contains(err.Error(), "unknown") {
-		t.Fatalf("netem: %v", err)
 	}
+	t.Logf("no netem here (%v): random loss from iptables instead", strings.TrimSpace(err.Error()))
 	for _, h := range []*netlab.Host{srv, cli} {
 		if err := runIn(h, "iptables", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
 			"--probability", fmt.Sprintf("%g", lossPct/100), "-j", "DROP"); err != nil {
@@ -192,9 +192,12 @@ func checkLossOutcome(t *testing.T, f testFile, sum string, getErr error, stats 
 			t.Fatalf("download finished with sha256 %s, want %s", sum, f.sum)
 		}
 		// The final ACK can be lost after the client has left (RFC 1350's
-		// last-ACK ambiguity): the server then times out on the last
-		// window, which is clean as long as it had sent every block.
-		if st.Outcome != OutcomeComplete && !(st.Outcome == OutcomeTimeout && st.Bytes >= f.size-int64(st.Windowsize*st.Blksize)) {
+		// last-ACK ambiguity): the server's resends of the last window
+		// then time out, or meet the client's closed port (client-error),
+		// which is clean as long as it had sent every block.
+		lastAckLost := (st.Outcome == OutcomeTimeout || st.Outcome == OutcomeClientError) &&
+			st.Bytes >= f.size-int64(st.Windowsize*st.Blksize)
+		if st.Outcome != OutcomeComplete && !lastAckLost {
 			t.Fatalf("download complete but the server's outcome is %s after %d of %d bytes", st.Outcome, st.Bytes, f.size)
 		}
 		return st
@@ -292,18 +295,31 @@ func TestKernelLossAtftp(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "atftp.out")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	start := time.Now()
-	cmd := ll.cli.Command(ctx, "atftp", "--option", "windowsize 16", "--option", "blksize 1468", "--option", "tsize 0",
-		"-g", "-r", f.name, "-l", out, strings.TrimSuffix(ll.serverAddress, ":69"), "69")
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	var took time.Duration
+	for try := 1; ; try++ {
+		start := time.Now()
+		cmd := ll.cli.Command(ctx, "atftp", "--option", "windowsize 16", "--option", "blksize 1468", "--option", "tsize 0",
+			"-g", "-r", f.name, "-l", out, strings.TrimSuffix(ll.serverAddress, ":69"), "69")
+		msg, err := cmd.CombinedOutput()
+		took = time.Since(start)
+		if err == nil {
+			break
+		}
 		var st TransferStats
 		select {
 		case st = <-stats.ch:
 		case <-time.After(15 * time.Second):
 		}
+		// atftp aborts when the server retransmits its OACK because
+		// atftp's ACK 0 was lost (RFC 2347 wants the OACK resent; atftp
+		// calls the second one "unexpected"). That is atftp failing
+		// cleanly before any data moved; try again.
+		if try < 4 && strings.Contains(string(msg), "unexpected OACK") && st.Bytes == 0 && st.Outcome == OutcomeClientError {
+			t.Logf("try %d: atftp gave up on a retransmitted OACK; again", try)
+			continue
+		}
 		t.Fatalf("atftp through 5%% loss: %v: %s\nserver: %+v", err, msg, st)
 	}
-	took := time.Since(start)
 	st := checkLossOutcome(t, f, fileSHA256(t, out), nil, stats)
 	ratio := float64(st.SentBytes) / float64(max(st.Bytes, 1))
 	t.Logf("atftp: %s in %v; %.3f bytes sent per byte delivered, %d retransmits, %d timeouts, %d gap restarts, %d probes, window %d..%d (%d increases)",
