@@ -11,7 +11,7 @@ import (
 // These cases fail today (see docs/SECURITY.md and docs/RELIABILITY.md);
 // run them with
 //
-//	go test -tags knownissue -run 'TestRogueInsider|TestHostileTrafficDefaultGOGC' ./reliability
+//	go test -tags knownissue -run 'TestRogueInsider|TestRealAgentsStrandedByKeyedRogue|TestHostileTrafficDefaultGOGC' ./reliability
 
 // TestRogueInsiderClaimingEverythingStrandsNoClient: an agent holding the
 // site key (a stolen key, or a broken agent) announces weight 99, claims
@@ -45,4 +45,14 @@ func TestHostileTrafficDefaultGOGC(t *testing.T) {
 		t.Setenv("PEERBOOT_HOSTILE_DURATION", "60s")
 	}
 	TestHostileTrafficAgainstAgent(t)
+}
+
+// TestRealAgentsStrandedByKeyedRogue is the insider rogue against two real
+// agents over UDP 2012, with the key derived from the enrollment key.
+func TestRealAgentsStrandedByKeyedRogue(t *testing.T) {
+	const clients = 8
+	booted, _ := runRealRogue(t, "198.18.94.0/24", siteKeyOf, clients)
+	if booted != clients {
+		t.Fatalf("%d of %d clients booted with a keyed rogue claiming them all", booted, clients)
+	}
 }
