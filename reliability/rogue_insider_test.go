@@ -11,7 +11,7 @@ import (
 // These cases fail today (see docs/SECURITY.md and docs/RELIABILITY.md);
 // run them with
 //
-//	go test -tags knownissue -run 'TestRogueInsider|TestRealAgentsStrandedByKeyedRogue|TestHostileTrafficDefaultGOGC' ./reliability
+//	go test -tags knownissue ./reliability
 
 // TestRogueInsiderClaimingEverythingStrandsNoClient: an agent holding the
 // site key (a stolen key, or a broken agent) announces weight 99, claims
