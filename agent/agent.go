@@ -530,15 +530,20 @@ type pipeline struct {
 // DHCP-snooping networks the snoop server port (requests forwarded by the
 // responder, answered on the snoop client port) plus 4011, where clients
 // unicast their boot-server request (snooping does not filter it).
+// inlineMax is how many requests of one read the packet reader answers
+// itself, sending the replies together; the rest go to the workers.
+const inlineMax = 64
+
 func (a *Agent) startEngine(ctx context.Context) (<-chan error, error) {
 	cfg := a.cfg
 	pipes := []pipeline{{ports: []uint16{pxe.PortDHCPServer, pxe.PortBootServer}}}
 	if cfg.Snooping {
 		pipes = []pipeline{{ports: []uint16{uint16(cfg.SnoopServerPort)}, snooping: true}, {ports: []uint16{pxe.PortBootServer}}}
 	}
-	// The raw socket sees boot-server requests; a bound UDP socket keeps
-	// the kernel from answering them with ICMP port unreachable.
-	sink, err := net.ListenPacket("udp4", fmt.Sprintf("%s:%d", a.ip, pxe.PortBootServer))
+	// The raw socket sees boot-server requests; a claimed UDP port (which
+	// drops everything in the kernel) keeps the host from answering them
+	// with ICMP port unreachable.
+	sink, err := rawsock.ClaimUDPPort(cfg.Interface, pxe.PortBootServer)
 	if err != nil {
 		return nil, fmt.Errorf("port %d: %w", pxe.PortBootServer, err)
 	}
@@ -564,7 +569,8 @@ func (a *Agent) startEngine(ctx context.Context) (<-chan error, error) {
 			return fail(fmt.Errorf("packet socket on %s: %w", cfg.Interface, err))
 		}
 		socks = append(socks, sock)
-		eng, err := engine.New(engine.Config{Socket: sock, Handler: srv, Workers: cfg.Workers, Logger: a.log})
+		eng, err := engine.New(engine.Config{Socket: sock, Handler: srv, Workers: cfg.Workers,
+			Batch: 64, InlineMax: inlineMax, Logger: a.log})
 		if err != nil {
 			return fail(err)
 		}
