@@ -28,7 +28,7 @@ type centralProc struct {
 // are printed on the first start only; pass the old ones on a restart).
 func startCentral(t *testing.T, dir string, old *centralProc, args ...string) *centralProc {
 	t.Helper()
-	cmd := exec.Command(exe, append([]string{"central", "--listen", "127.0.0.1:0", "--data-dir", dir}, args...)...)
+	cmd := exec.Command(peerboot(t), append([]string{"central", "--listen", "127.0.0.1:0", "--data-dir", dir}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -79,7 +79,7 @@ func runRealRogue(t *testing.T, subnet string, key func(s *lab.Site) []byte, cli
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := lab.Start(ctx, lab.Options{Exe: exe, Subnet: subnet, Agents: 2, ImageBytes: 64 << 10, Dir: t.TempDir()})
+	s, err := lab.Start(ctx, lab.Options{Exe: peerboot(t), Subnet: subnet, Agents: 2, ImageBytes: 64 << 10, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

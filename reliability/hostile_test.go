@@ -273,7 +273,7 @@ func TestHostileTrafficAgainstAgent(t *testing.T) {
 		}
 	}
 	stats := filepath.Join(dir, "stats.json")
-	cmd := agentHost.Command(context.Background(), exe, "agent", "--standalone", "--interface", "eth0", "--tftp-root", root,
+	cmd := agentHost.Command(context.Background(), peerboot(t), "agent", "--standalone", "--interface", "eth0", "--tftp-root", root,
 		"--bootfile", "bios=bios.0", "--bootfile", "efi64=x64.efi", "--bootfile", "arm64=aa64.efi", "--stats-file", stats, "--log-level", "warn")
 	// GOGC=10 makes the collector run within the flood, so RSS measures
 	// what the agent keeps rather than how much garbage the default pacing

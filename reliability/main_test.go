@@ -9,29 +9,44 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// exe is the peerboot binary under test, built once for the package.
-var exe string
+// build is the peerboot binary under test, built on first use (fuzz
+// workers never need it) and removed when the tests end.
+var build struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// peerboot returns the path of the peerboot binary, building it once.
+func peerboot(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "peerboot-reliability-"); build.err != nil {
+			return
+		}
+		build.path = filepath.Join(build.dir, "peerboot")
+		out, err := exec.Command("go", "build", "-o", build.path, "github.com/peerboot/peerboot/cmd/peerboot").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "peerboot-reliability-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	exe = filepath.Join(dir, "peerboot")
-	out, err := exec.Command("go", "build", "-o", exe, "github.com/peerboot/peerboot/cmd/peerboot").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
 	os.Exit(code)
 }
 
@@ -182,7 +197,7 @@ func tailFile(path string, n int) string {
 // process and its address.
 func startTFTP(t *testing.T, root string, args ...string) (*proc, string) {
 	t.Helper()
-	cmd := exec.Command(exe, append([]string{"tftp", "serve", "--root", root, "--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(peerboot(t), append([]string{"tftp", "serve", "--root", root, "--listen", "127.0.0.1:0"}, args...)...)
 	p, line := startProc(t, cmd, t.TempDir(), "tftp", "serving ")
 	i := strings.LastIndex(line, " on ")
 	if i < 0 {
