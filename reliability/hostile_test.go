@@ -386,7 +386,8 @@ func TestHostileTrafficAgainstAgent(t *testing.T) {
 	}
 	var st struct {
 		Engine map[string]uint64 `json:"engine"`
-		PXE    map[string]any    `json:"pxe"`
+		PXE    map[string]uint64 `json:"pxe"`
+		TFTP   map[string]uint64 `json:"tftp"`
 	}
 	b, err := os.ReadFile(stats)
 	if err != nil {
@@ -425,9 +426,19 @@ func TestHostileTrafficAgainstAgent(t *testing.T) {
 	if sent < uint64(dur.Seconds())*1000 {
 		t.Errorf("only %d frames sent in %v: the flood did not happen", sent, dur)
 	}
-	dropped := st.Engine["Malformed"] + st.Engine["Filtered"] + st.Engine["DroppedRingFull"] + st.Engine["DroppedKernel"] + st.Engine["Ignored"]
-	if dropped == 0 {
-		t.Errorf("no drop counted in %s", b)
+	// Every packet the PXE server handled has exactly one fate: answered,
+	// or dropped and counted under a reason.
+	fates := []string{"Offers", "Acks", "Malformed", "NotPXE", "WrongPort", "RateLimited", "Ignored", "Aborted", "DecideErrors", "BuildErrors"}
+	var sum uint64
+	for _, f := range fates {
+		sum += st.PXE[f]
+	}
+	if sum != st.PXE["Handled"] || st.PXE["Handled"] != st.Engine["Received"] {
+		t.Errorf("packets unaccounted for: engine received %d, PXE handled %d, sum of fates %v = %d", st.Engine["Received"], st.PXE["Handled"], fates, sum)
+	}
+	if st.PXE["Malformed"] == 0 || st.PXE["RateLimited"] == 0 || st.TFTP["Malformed"] == 0 {
+		t.Errorf("the flood's malformed PXE (%d), rate-limited (%d) and malformed TFTP (%d) requests were not all counted",
+			st.PXE["Malformed"], st.PXE["RateLimited"], st.TFTP["Malformed"])
 	}
 }
 
