@@ -145,6 +145,15 @@ func TestHostileNamesRefused(t *testing.T) {
 			}
 		})
 	}
+	// Writes are refused unless --allow-write: nothing appears in the root.
+	wrq := rrqPacket("planted.efi")
+	wrq[1] = byte(codec.OpWRQ)
+	if e, err := codec.ParseError(askOnce(t, addr, wrq, 3*time.Second)); err != nil || e.Code != access {
+		t.Errorf("write request: %+v (%v), want ERROR 2", e, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "planted.efi")); err == nil {
+		t.Error("a write request created a file")
+	}
 	// A NUL ends the name on the wire, so a NUL inside a name leaves a
 	// request with a stray field or an empty name: malformed, dropped
 	// without an answer (and never DATA of either half).
