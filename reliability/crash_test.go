@@ -90,7 +90,7 @@ func TestAgentKilledMidDownloadAndMidQueueing(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	s, err := lab.Start(ctx, lab.Options{Exe: peerboot(t), Subnet: "198.18.92.0/24", Agents: 1, ImageBytes: 256 << 10, Dir: t.TempDir()})
+	s, err := lab.Start(ctx, lab.Options{Exe: peerboot(t), Subnet: "198.18.122.0/24", Agents: 1, ImageBytes: 256 << 10, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func runRealRogue(t *testing.T, subnet string, key func(s *lab.Site) []byte, cli
 // rogue's messages as dropped.
 func TestRealAgentsIgnoreWrongKeyRogue(t *testing.T) {
 	const clients = 8
-	booted, dropped := runRealRogue(t, "198.18.93.0/24", func(*lab.Site) []byte { return []byte("a-guess-at-the-site-key-000000000") }, clients)
+	booted, dropped := runRealRogue(t, "198.18.123.0/24", func(*lab.Site) []byte { return []byte("a-guess-at-the-site-key-000000000") }, clients)
 	if booted != clients {
 		t.Fatalf("%d of %d clients booted with a wrong-key rogue on the segment", booted, clients)
 	}

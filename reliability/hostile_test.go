@@ -241,20 +241,20 @@ func TestHostileTrafficAgainstAgent(t *testing.T) {
 		t.Fatalf("needs root (network namespaces, raw sockets): %v", err)
 	}
 	dur := durationSetting(t, "PEERBOOT_HOSTILE_DURATION", defaultHostileDuration)
-	l, err := netlab.New("198.18.91.0/24")
+	l, err := netlab.New("198.18.121.0/24")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	agentHost, err := l.AddHost("agent", "198.18.91.1")
+	agentHost, err := l.AddHost("agent", "198.18.121.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	attacker, err := l.AddHost("attacker", "198.18.91.66")
+	attacker, err := l.AddHost("attacker", "198.18.121.66")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := l.AddHost("clients", "198.18.91.200")
+	clients, err := l.AddHost("clients", "198.18.121.200")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestHostileTrafficDefaultGOGC(t *testing.T) {
 // agents over UDP 2012, with the key derived from the enrollment key.
 func TestRealAgentsStrandedByKeyedRogue(t *testing.T) {
 	const clients = 8
-	booted, _ := runRealRogue(t, "198.18.94.0/24", siteKeyOf, clients)
+	booted, _ := runRealRogue(t, "198.18.124.0/24", siteKeyOf, clients)
 	if booted != clients {
 		t.Fatalf("%d of %d clients booted with a keyed rogue claiming them all", booted, clients)
 	}
