@@ -174,6 +174,16 @@ func centralFixture(t *testing.T, c *centralProc) (agentToken, blobSum string) {
 	c.must(t, "POST", "/api/v1/deployments", c.admin, map[string]any{"id": "d1", "machine_id": "m1", "image_id": "IMG1", "required": true}, nil)
 	c.must(t, "POST", "/api/v1/deployments", c.admin, map[string]any{"id": "d2", "unknown_computers": true, "image_id": "IMG1"}, nil)
 	c.must(t, "PUT", "/api/v1/ignored-macs/02:00:00:00:00:99", c.admin, nil, nil)
+	// m1 boots its required deployment once: a consumption that an
+	// unauthorised "clear required" would remove.
+	var dec struct {
+		Boot         bool   `json:"boot"`
+		DeploymentID string `json:"deployment_id"`
+	}
+	c.must(t, "POST", "/api/v1/decide", c.admin, map[string]any{"mac": "02:00:00:00:00:01", "arch": "uefi-x64"}, &dec)
+	if !dec.Boot || dec.DeploymentID != "d1" {
+		t.Fatalf("fixture: m1 was not handed its required deployment: %+v", dec)
+	}
 	var enr struct {
 		AgentID string `json:"agent_id"`
 		Token   string `json:"token"`
@@ -340,6 +350,29 @@ func TestCentralRefusesHostileInput(t *testing.T) {
 		add("GET", "/api/v1/events?limit="+url.QueryEscape(s), c.admin, nil)
 		add("GET", "/api/v1/decision-set?wait="+url.QueryEscape(s), c.admin, nil)
 	}
+	// The web page's form posts: no cookie, a wrong cookie, and the right
+	// cookie from another site (CSRF).
+	noRedirect := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, wc := range []struct{ cookie, origin string }{{"", ""}, {"wrong", ""}, {sqlInjections[0], ""}, {c.admin, "http://evil.example"}} {
+		for _, path := range []string{"/ui/machines/m1/clear", "/ui/machines/" + url.PathEscape(sqlInjections[1]) + "/clear"} {
+			req, _ := http.NewRequest("POST", c.url+path, strings.NewReader(""))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if wc.cookie != "" {
+				req.AddCookie(&http.Cookie{Name: "peerboot_admin", Value: wc.cookie})
+			}
+			if wc.origin != "" {
+				req.Header.Set("Origin", wc.origin)
+			}
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Errorf("web POST %s (cookie %q, origin %q): %d, want a 4xx", path, firstN(wc.cookie, 12), wc.origin, resp.StatusCode)
+			}
+		}
+	}
 	for _, r := range reqs {
 		code, body := c.do(t, r.method, r.path, r.token, r.body)
 		if code < 400 || code >= 500 {
@@ -349,6 +382,14 @@ func TestCentralRefusesHostileInput(t *testing.T) {
 	if after := c.dump(t); after != before {
 		t.Fatalf("state changed under refused requests:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+	// The control: the same "clear required" by the administrator does
+	// change what the dump shows, so the comparison above can see it.
+	c.must(t, "POST", "/api/v1/machines/m1/clear-required", c.admin, nil, nil)
+	if cleared := c.dump(t); section(cleared, "/api/v1/decision-set") == section(before, "/api/v1/decision-set") {
+		t.Fatal("an authorised clear-required left the decision set as it was: the dump does not show consumptions")
+	}
+	c.must(t, "POST", "/api/v1/decide", c.admin, map[string]any{"mac": "02:00:00:00:00:01", "arch": "uefi-x64"}, nil)
+	before = c.dump(t)
 	// Read-only queries with injection strings leave everything as is and
 	// find nothing.
 	for _, s := range sqlInjections {
