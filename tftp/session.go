@@ -351,12 +351,14 @@ func (s *session) transfer(ctx context.Context) error {
 			}
 		}
 		sentAt := time.Now()
+		waited := false // the ACK came after the whole round was sent
 		if err == nil && acked < 0 {
 			// Read the next window while this one's ACK is on its way.
 			if err = s.prefetch(end); err != nil {
 				return err
 			}
 			acked, err = s.waitAck(ctx, base, s.highestSent+1, sentAt.Add(rto))
+			waited = true
 		}
 		if err != nil {
 			return err
@@ -365,7 +367,14 @@ func (s *session) transfer(ctx context.Context) error {
 			timeouts++
 			s.stats.Timeouts++
 			s.setCwnd(max(1, s.cwnd/2))
-			rto = min(2*rto, s.timeout)
+			if s.heard {
+				// The client answered (it lacks the window's first block):
+				// the path works and the resend was lost, so resend again
+				// after one RTO instead of backing off.
+				rto = s.rto()
+			} else {
+				rto = min(2*rto, s.timeout)
+			}
 			if timeouts > s.srv.cfg.Retries && time.Since(lastProgress) >= s.timeout*time.Duration(s.srv.cfg.Retries) {
 				return fmt.Errorf("%w: no ACK for block %d after %d retransmissions", errTimeout, base, timeouts)
 			}
@@ -373,11 +382,14 @@ func (s *session) transfer(ctx context.Context) error {
 		}
 		timeouts = 0
 		lastProgress = time.Now()
+		if waited && !retransmitted && acked >= first {
+			// Karn: only ACKs for blocks sent once; a gap report counts
+			// too, or under heavy loss (few windows arrive whole) the RTO
+			// would never leave its initial value.
+			s.sampleRTT(lastProgress.Sub(sentAt))
+		}
 		switch {
 		case acked >= end-1:
-			if !retransmitted {
-				s.sampleRTT(lastProgress.Sub(sentAt))
-			}
 			s.setCwnd(min(s.cwnd+1, s.window))
 		case acked >= next-1:
 			// Progress past everything sent this round (the client filled
