@@ -81,8 +81,17 @@ func fixture(b *testing.B) string {
 	if fixtureErr != nil {
 		b.Fatal(fixtureErr)
 	}
-	b.Cleanup(func() {})
 	return fixtureDir
+}
+
+// TestMain removes the fixture (two test files and a peerboot binary,
+// about 150 MiB) when the run ends.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
 }
 
 // serverLog keeps a server's log lines; retransmits sums the
