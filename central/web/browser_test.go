@@ -136,6 +136,9 @@ func startChrome(t *testing.T) *webDriver {
 		t.Fatal("no webdriver session")
 	}
 	d.session = created.SessionID
+	// Finding an element waits (up to 10 s) for it to appear, so a check
+	// right after a click that loads a new page sees the new page.
+	d.call("POST", d.sess("/timeouts"), map[string]int{"implicit": 10000})
 	t.Cleanup(func() {
 		req, _ := http.NewRequest("DELETE", d.base+d.sess(""), nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
