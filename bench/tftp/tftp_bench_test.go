@@ -27,18 +27,25 @@ import (
 )
 
 // Peer server binaries; override with environment variables. atftpd
-// conflicts with tftpd-hpa as a Debian package, so it is usually unpacked
-// with `apt-get download atftpd && dpkg -x atftpd_*.deb DIR` and found
-// through PEERBOOT_ATFTPD=DIR/usr/sbin/atftpd.
+// conflicts with tftpd-hpa as a Debian package, so scripts/setup.sh unpacks
+// it (apt-get download + dpkg -x) under /opt/peerboot-peers/atftpd, where it
+// is found without PEERBOOT_ATFTPD.
 func peerBinary(b *testing.B, env, def string) string {
 	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	p, err := exec.LookPath(def)
-	if err != nil {
-		b.Fatalf("%s not found (set %s): %v", def, env, err)
+	if err == nil {
+		return p
 	}
-	return p
+	// scripts/setup.sh unpacks peers that conflict with installed
+	// packages (atftpd and tftpd-hpa) under /opt/peerboot-peers.
+	unpacked := filepath.Join("/opt/peerboot-peers", def, "usr/sbin", def)
+	if _, statErr := os.Stat(unpacked); statErr == nil {
+		return unpacked
+	}
+	b.Fatalf("%s not found (set %s, or run scripts/setup.sh): %v", def, env, err)
+	return ""
 }
 
 var (
