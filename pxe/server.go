@@ -248,7 +248,7 @@ func (s *Server) handle(sc *scratch, req *engine.Packet, reply *engine.ReplyBuff
 }
 
 // fillClient describes the client for the Decider.
-func fillClient(c *Client, p *dhcp.Packet, vc dhcp.VendorClass, kind MsgKind) {
+func fillClient(c *Client, p *dhcp.Packet, vc *dhcp.VendorClass, kind MsgKind) {
 	*c = Client{Kind: kind, Vendor: vc.Raw, HTTPBoot: vc.Kind == dhcp.VendorHTTP, IPXE: p.IsIPXE()}
 	copy(c.MAC[:], p.CHAddr[:6])
 	if a, ok := p.ClientArch(); ok {

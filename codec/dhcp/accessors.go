@@ -295,12 +295,15 @@ type VendorClass struct {
 }
 
 // VendorClass returns option 60 parsed. ok is false when option 60 is absent.
-func (p *Packet) VendorClass() (VendorClass, bool) {
+// The result lives in p (it is returned by pointer so reading it copies
+// nothing) and is valid until the next Decode or VendorClass call on p.
+func (p *Packet) VendorClass() (vc *VendorClass, ok bool) {
 	v, ok := p.Lookup(OptVendorClass)
-	if !ok {
-		return VendorClass{}, false
+	p.vc = VendorClass{}
+	if ok {
+		parseVendorClass(v, &p.vc)
 	}
-	return ParseVendorClass(v), true
+	return &p.vc, ok
 }
 
 // Little-endian words of the fixed parts of a PXE / HTTP boot vendor class.
@@ -313,6 +316,11 @@ var (
 
 // ParseVendorClass parses a vendor class identifier without allocating.
 func ParseVendorClass(v []byte) (vc VendorClass) {
+	parseVendorClass(v, &vc)
+	return vc
+}
+
+func parseVendorClass(v []byte, vc *VendorClass) {
 	vc.Raw = v
 	var rest []byte
 	switch {
@@ -321,27 +329,26 @@ func ParseVendorClass(v []byte) (vc VendorClass) {
 	case len(v) >= 10 && binary.LittleEndian.Uint64(v) == wordHTTPClie && v[8] == 'n' && v[9] == 't':
 		vc.Kind, rest = VendorHTTP, v[10:]
 	default:
-		return vc
+		return
 	}
 	// ":Arch:xxxxx" then ":UNDI:yyyzzz"
 	if len(rest) < 11 || binary.LittleEndian.Uint32(rest) != wordArch || rest[4] != 'h' || rest[5] != ':' {
-		return vc
+		return
 	}
 	arch, ok := digits5(rest[6:11])
 	if !ok || arch > 0xffff {
-		return vc
+		return
 	}
 	vc.HasArch, vc.Arch = true, Arch(arch)
 	rest = rest[11:]
 	if len(rest) < 12 || binary.LittleEndian.Uint32(rest) != wordUNDI || rest[4] != 'I' || rest[5] != ':' {
-		return vc
+		return
 	}
 	maj, ok1 := digits3(rest[6:9])
 	mnr, ok2 := digits3(rest[9:12])
 	if ok1 && ok2 {
 		vc.HasUNDI, vc.UNDIMajor, vc.UNDIMinor = true, uint16(maj), uint16(mnr)
 	}
-	return vc
 }
 
 func digits3(b []byte) (int, bool) {
@@ -374,10 +381,12 @@ type MachineID struct {
 
 // ClientMachineID returns option 97. ok is false when it is absent or is not
 // type 0 followed by 16 bytes.
-func (p *Packet) ClientMachineID() (id MachineID, ok bool) {
+func (p *Packet) ClientMachineID() (id *MachineID, ok bool) {
 	v, ok := p.Lookup(OptClientMachineID)
-	id.Raw = v
+	id = &p.mid
+	id.Raw, id.Type = v, 0
 	if !ok || len(v) != 17 || v[0] != 0 {
+		id.UUID = [16]byte{}
 		return id, false
 	}
 	id.UUID = [16]byte(v[1:17])

@@ -150,6 +150,8 @@ type Packet struct {
 	hasEnd   bool
 	ndense   int
 	err      DecodeError
+	vc       VendorClass // last VendorClass result (see VendorClass)
+	mid      MachineID   // last ClientMachineID result
 
 	// sparse/dense set of option codes: idx[code] is valid when it is below
 	// ndense and dense[idx[code]].code == code. No clearing between decodes.
