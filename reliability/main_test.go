@@ -23,9 +23,13 @@ var build struct {
 	err       error
 }
 
-// peerboot returns the path of the peerboot binary, building it once.
+// peerboot returns the path of the peerboot binary, building it once
+// (PEERBOOT_EXE names a prebuilt one instead).
 func peerboot(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("PEERBOOT_EXE"); p != "" {
+		return p
+	}
 	build.once.Do(func() {
 		if build.dir, build.err = os.MkdirTemp("", "peerboot-reliability-"); build.err != nil {
 			return
