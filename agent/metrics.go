@@ -49,6 +49,7 @@ func (a *Agent) Metrics() string {
 		metric(&b, "peerboot_engine_packets_total", "packets by fate", "counter", e.Received, "fate", "received")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.Filtered, "fate", "filtered")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.DroppedRingFull, "fate", "ring_full")
+		metric(&b, "peerboot_engine_packets_total", "", "", e.DroppedKernel, "fate", "kernel_drop")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.Malformed, "fate", "malformed")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.Ignored, "fate", "ignored")
 		metric(&b, "peerboot_engine_packets_total", "", "", e.Sent, "fate", "sent")
