@@ -531,8 +531,10 @@ type pipeline struct {
 // responder, answered on the snoop client port) plus 4011, where clients
 // unicast their boot-server request (snooping does not filter it).
 // inlineMax is how many requests of one read the packet reader answers
-// itself, sending the replies together; the rest go to the workers.
-const inlineMax = 64
+// itself. The full agent's decisions wait for the election and for Central,
+// so the reader hands every request to the workers and keeps reading: a
+// reader blocked in a decision lets the kernel ring overflow under load.
+const inlineMax = 0
 
 func (a *Agent) startEngine(ctx context.Context) (<-chan error, error) {
 	cfg := a.cfg
