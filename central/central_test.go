@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -95,5 +96,20 @@ func TestRunRejectsHalfTLSAndBadDB(t *testing.T) {
 	}
 	if err := Run(ctx, Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), DB: "mysql://x"}, io.Discard); err == nil {
 		t.Fatal("non-postgres --db accepted")
+	}
+}
+
+func TestTuneGCUnlessGOGCIsSet(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	t.Setenv("GOGC", "")
+	TuneGC()
+	if got := debug.SetGCPercent(100); got != GCPercent {
+		t.Fatalf("GC percent %d after TuneGC, want %d", got, GCPercent)
+	}
+	t.Setenv("GOGC", "50")
+	TuneGC()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("TuneGC changed the GC percent to %d although GOGC is set", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/peerboot/peerboot/central"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -125,6 +126,7 @@ func newSetup(b *testing.B, backend string) *setup {
 // deployment, 45% machines with one (a fifth required, consumed on first
 // ask), 10% unknown MACs (the unknown-computers deployment).
 func BenchmarkDecideHTTP(b *testing.B) {
+	central.TuneGC() // the runtime settings `peerboot central` runs with
 	for _, backend := range []string{"sqlite", "postgres"} {
 		s := newSetup(b, backend)
 		b.Run(backend, func(b *testing.B) {
