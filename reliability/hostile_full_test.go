@@ -197,10 +197,20 @@ func floodFullAgents(t *testing.T, subnet string, recoverWithin time.Duration) f
 }
 
 // TestHostileTrafficAgainstFullAgents: two agents in full mode keep
-// running and keep each other in their election view under the flood, and
-// count the forged election messages they drop.
+// running and keep each other in their election view under the flood,
+// count the forged election messages they drop, and serve again at once
+// when it stops: a client boots within one DISCOVER cycle (10 s), and the
+// next six boot. (Until the packet reader handed every request to the
+// workers, a reader blocked in decisions left the agents deaf for two
+// minutes after a 10 s flood.) During the flood the PXE requests from
+// random MACs, each needing the election and Central, exceed what the
+// agents can decide, so real clients may lose requests to a full ring
+// (counted); that is reported, not asserted.
 func TestHostileTrafficAgainstFullAgents(t *testing.T) {
-	floodFullAgents(t, "198.18.125.0/24", 0)
+	out := floodFullAgents(t, "198.18.125.0/24", time.Minute)
+	if out.recovered < 0 || out.recovered > 10*time.Second || out.afterBooted != out.afterOf {
+		t.Fatalf("after the flood the first client booted after %v (-1: not within a minute), then %d of %d", out.recovered, out.afterBooted, out.afterOf)
+	}
 }
 
 // grepLines keeps the lines of text containing any of the substrings.
