@@ -150,3 +150,103 @@ func siteKeyOf(s *lab.Site) []byte {
 	sum := sha256.Sum256([]byte("peerboot election key\x00" + s.EnrollKey))
 	return []byte(hex.EncodeToString(sum[:]))
 }
+
+// TestRealAgentsDropReplayedElectionMessages: an attacker on the segment
+// records the agents' own election broadcasts (heartbeats and claims of a
+// first round of boots) and replays every one of them, over and over,
+// while more clients boot. Each replay is dropped by the agent that did not
+// send it (stale or replayed), and every client boots.
+func TestRealAgentsDropReplayedElectionMessages(t *testing.T) {
+	if err := netlab.Available(); err != nil {
+		t.Fatalf("needs root (network namespaces): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := lab.Start(ctx, lab.Options{Exe: peerboot(t), Subnet: "198.18.127.0/24", Agents: 2, ImageBytes: 64 << 10, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	spy, err := s.Lab.AddHost("spy", "198.18.127.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn *net.UDPConn
+	if err := spy.Do(func() error {
+		var err error
+		conn, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 2012})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Record while the first clients boot (claims) and heartbeats flow.
+	var recorded [][]byte
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			recorded = append(recorded, append([]byte(nil), buf[:n]...))
+		}
+	}()
+	for i := 1; i <= 3; i++ {
+		if res, err := s.Boot(ctx, s.NewClient(i)); err != nil || res.Bytes == 0 {
+			t.Fatalf("client %d before the replay: %v", i, err)
+		}
+	}
+	conn.SetReadDeadline(time.Now())
+	<-recDone
+	if len(recorded) < 5 {
+		t.Fatalf("recorded only %d election messages", len(recorded))
+	}
+	dropsBefore := 0.0
+	for i := range s.Agents {
+		m, _ := s.Metrics(ctx, i)
+		dropsBefore += metricValue(m, "peerboot_election_dropped_total")
+	}
+	// Replay everything, again and again, while three more clients boot.
+	stop := make(chan struct{})
+	replayed := make(chan int, 1)
+	bcast := &net.UDPAddr{IP: net.IPv4(198, 18, 127, 255), Port: 2012}
+	go func() {
+		n := 0
+		for {
+			for _, m := range recorded {
+				if _, err := conn.WriteToUDP(m, bcast); err == nil {
+					n++
+				}
+			}
+			select {
+			case <-stop:
+				replayed <- n
+				return
+			case <-time.After(20 * time.Millisecond): // pacing the replay rounds
+			}
+		}
+	}()
+	booted := 0
+	for i := 4; i <= 6; i++ {
+		if res, err := s.Boot(ctx, s.NewClient(i)); err == nil && res.Bytes > 0 {
+			booted++
+		}
+	}
+	close(stop)
+	n := <-replayed
+	drops := -dropsBefore
+	for i := range s.Agents {
+		m, _ := s.Metrics(ctx, i)
+		drops += metricValue(m, "peerboot_election_dropped_total")
+	}
+	t.Logf("recorded %d election messages, replayed %d; the agents dropped %.0f; %d/3 clients booted meanwhile", len(recorded), n, drops, booted)
+	if booted != 3 {
+		t.Errorf("%d of 3 clients booted during the replay", booted)
+	}
+	if drops < 0.9*float64(n) {
+		t.Errorf("%d replays, %.0f dropped: replays got in", n, drops)
+	}
+}
