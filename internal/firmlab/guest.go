@@ -82,19 +82,7 @@ func (l *Lab) StartGuest(ctx context.Context, g *Guest) error {
 	default:
 		return fmt.Errorf("firmlab: unknown firmware %q", g.Firmware)
 	}
-	cmd := l.Net.HubCommand(ctx, "qemu-system-x86_64", args...)
-	logf, err := os.Create(filepath.Join(g.Dir, "qemu.log"))
-	if err != nil {
-		return fmt.Errorf("firmlab: qemu log: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := l.Net.Start(cmd); err != nil {
-		logf.Close()
-		return err
-	}
-	g.cmd, g.done, g.started = cmd, make(chan struct{}), time.Now()
-	go func() { _ = cmd.Wait(); logf.Close(); close(g.done) }()
-	return nil
+	return l.launchQEMU(ctx, g, args)
 }
 
 // Started is when QEMU was started.
