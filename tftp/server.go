@@ -126,7 +126,11 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte,
 			return
 		}
 		s.malformed.Add(1)
-		s.log.Info("tftp: malformed request dropped", "client", from, "err", err)
+		// Checked first: the arguments would be boxed (allocated) even
+		// when the level is off, and a flood is made of these.
+		if s.log.Enabled(context.Background(), slog.LevelInfo) {
+			s.log.Info("tftp: malformed request dropped", "client", from, "err", err)
+		}
 		return
 	}
 	raw := string(req.Filename)
