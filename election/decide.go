@@ -50,6 +50,17 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 		st.handoff.waiters = append(st.handoff.waiters, done)
 		return
 	}
+	if tracked {
+		n := now.UnixNano()
+		if st.owner != 0 && st.owner != e.self.id && n <= st.holdUntil && st.lastRequest != 0 && n-st.lastRequest >= int64(e.cfg.ElectionWait) {
+			st.retriesPinned++
+			if st.retriesPinned >= 2 {
+				st.distrusted, st.distrustUntil = st.owner, st.holdUntil
+				st.owner, st.holdUntil, st.retriesPinned = 0, 0, 0
+			}
+		}
+		st.lastRequest = n
+	}
 	pinned := e.pinned(st, now)
 	if pinned == e.self.id {
 		if st.handed != nil && now.UnixNano()-st.handed.at < int64(e.cfg.ElectionWait) {
@@ -95,12 +106,16 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 }
 
 func (e *Elector) positionLocked(st *clientState, pinned AgentID, now time.Time, image uint64) int {
-	return position(e.members, e.self, pinned, now.UnixNano(), st.key.MAC, image, e.cfg.FailoverDepth)
+	skip := AgentID(0)
+	if st.distrusts(st.distrusted, now.UnixNano()) {
+		skip = st.distrusted
+	}
+	return position(e.members, e.self, pinned, skip, now.UnixNano(), st.key.MAC, image, e.cfg.FailoverDepth)
 }
 
 // pinned is the agent whose claim on the client still holds, or 0.
 func (e *Elector) pinned(st *clientState, now time.Time) AgentID {
-	if st.owner == 0 || now.UnixNano() > st.holdUntil {
+	if st.owner == 0 || now.UnixNano() > st.holdUntil || st.distrusts(st.owner, now.UnixNano()) {
 		return 0
 	}
 	m := e.byID[st.owner]

@@ -85,6 +85,18 @@ type clientState struct {
 	round         *round  // pending election on this agent
 	handoff       *handoffWait
 	handed        *handedHere // set while this agent owns a client handed to it
+	// A client that keeps asking while another agent holds it was not
+	// answered by that agent: from the second such retry its pin and
+	// claims are ignored for this client until its hold would have ended.
+	lastRequest   int64   // Unix ns of the client's last request here
+	retriesPinned int     // retries heard while pinned to another agent
+	distrusted    AgentID // owner whose pin is ignored for this client
+	distrustUntil int64   // Unix ns
+}
+
+// distrusts reports whether a's claims on the client are ignored now.
+func (st *clientState) distrusts(a AgentID, now int64) bool {
+	return a != 0 && a == st.distrusted && now < st.distrustUntil
 }
 
 // handedHere is a client another agent handed to this one.

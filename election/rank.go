@@ -177,7 +177,7 @@ func compareRanked(a, b rankedMember) int {
 // pinned (if not 0 and eligible) placed first whatever its score. It
 // returns -1 if self is not eligible, and stops counting past limit (so a
 // low-ranked agent costs a fraction of a full scan).
-func position(members []*member, self *member, pinned AgentID, now int64, mac [6]byte, image uint64, limit int) int {
+func position(members []*member, self *member, pinned, skip AgentID, now int64, mac [6]byte, image uint64, limit int) int {
 	if !self.eligible(now) {
 		return -1
 	}
@@ -188,7 +188,7 @@ func position(members []*member, self *member, pinned AgentID, now int64, mac [6
 	mine := self.key(k, image, now)
 	pos := 0
 	for _, m := range members {
-		if m == self || !m.eligible(now) {
+		if m == self || m.id == skip || !m.eligible(now) {
 			continue
 		}
 		if m.id == pinned || m.key(k, image, now).better(mine) {

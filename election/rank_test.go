@@ -45,7 +45,7 @@ func TestRankAgreesWithPositionAndOrder(t *testing.T) {
 			}
 			for pos, id := range a {
 				self := ms[id-1000]
-				if got := position(ms, self, 0, 0, mac(c), image, len(ms)); got != pos {
+				if got := position(ms, self, 0, 0, 0, mac(c), image, len(ms)); got != pos {
 					t.Fatalf("client %d: agent %d is at %d in the ranking but position says %d", c, id, pos, got)
 				}
 			}
@@ -67,16 +67,16 @@ func TestPositionPinnedFirstAndIneligible(t *testing.T) {
 		case pos > 5:
 			want = pos
 		}
-		if got := position(ms, self, pinned, 0, mac(1), 0, 100); got != want {
+		if got := position(ms, self, pinned, 0, 0, mac(1), 0, 100); got != want {
 			t.Fatalf("agent at rank %d: position with pin = %d, want %d", pos, got, want)
 		}
 	}
 	ms[0].now.weight = 0
-	if got := position(ms, ms[0], 0, 0, mac(1), 0, 100); got != -1 {
+	if got := position(ms, ms[0], 0, 0, 0, mac(1), 0, 100); got != -1 {
 		t.Fatalf("weight 0 agent has position %d, want -1", got)
 	}
 	ms[1].liveUntil = 10
-	if got := position(ms, ms[1], 0, 11, mac(1), 0, 100); got != -1 {
+	if got := position(ms, ms[1], 0, 0, 11, mac(1), 0, 100); got != -1 {
 		t.Fatalf("silent agent has position %d, want -1", got)
 	}
 }
@@ -91,7 +91,7 @@ func TestRendezvousShareWith200Agents(t *testing.T) {
 			t.Fatal("best without image holders returned a member")
 		}
 		for _, m := range ms {
-			if position(ms, m, 0, 0, mac(c), 0, 0) == 0 {
+			if position(ms, m, 0, 0, 0, mac(c), 0, 0) == 0 {
 				wins[m.id-1000]++
 				break
 			}
@@ -146,7 +146,7 @@ func TestRankingAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		c++
 		dst = r.rank(dst[:0], ms, 0, mac(c), 0)
-		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, 200)
+		_ = position(ms, ms[c%200], 0, 0, 0, mac(c), 0, 200)
 	})
 	if allocs != 0 {
 		t.Fatalf("ranking one client among 200 members allocates %v times", allocs)
@@ -174,7 +174,7 @@ func BenchmarkPosition200(b *testing.B) {
 	c := 0
 	for b.Loop() {
 		c++
-		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, 200)
+		_ = position(ms, ms[c%200], 0, 0, 0, mac(c), 0, 200)
 	}
 }
 
@@ -184,7 +184,7 @@ func BenchmarkPositionBounded200(b *testing.B) {
 	c := 0
 	for b.Loop() {
 		c++
-		_ = position(ms, ms[c%200], 0, 0, mac(c), 0, DefaultFailoverDepth)
+		_ = position(ms, ms[c%200], 0, 0, 0, mac(c), 0, DefaultFailoverDepth)
 	}
 }
 

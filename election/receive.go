@@ -75,6 +75,9 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 		e.stats.clientTableFull.Add(1)
 		return
 	}
+	if st.distrusts(from, now.UnixNano()) {
+		return // it claimed this client before and did not answer it
+	}
 	hold := min(time.Duration(cl.HoldMS)*time.Millisecond, 10*time.Minute)
 	st.lastClaimRecv = now.UnixNano()
 	switch {

@@ -240,6 +240,9 @@ func (c *Client) Boot(ctx context.Context, w io.Writer) (Result, error) {
 		tsrv = a
 	}
 	res.TFTPServer = tsrv
+	if w == nil {
+		w = io.Discard
+	}
 	cw := &countWriter{w: w}
 	r, err := tftpclient.Get(ctx, netip.AddrPortFrom(tsrv, 69).String(), res.BootFile, cw,
 		tftpclient.Options{Blksize: c.Blksize, Windowsize: c.Windowsize, Tsize: true, Timeout: time.Second})
