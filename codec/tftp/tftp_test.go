@@ -3,14 +3,10 @@ package tftp
 import (
 	"bytes"
 	"errors"
-	"os"
+	"github.com/peerboot/peerboot/internal/tsharkcheck"
 	"path/filepath"
 	"reflect"
 	"testing"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // corpusPackets returns the UDP payloads of every TFTP packet in the
@@ -23,27 +19,11 @@ func corpusPackets(t testing.TB) map[string][][]byte {
 	}
 	out := map[string][][]byte{}
 	for _, f := range files {
-		fh, err := os.Open(f)
+		payloads, err := tsharkcheck.UDPPayloads(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := pcapgo.NewReader(fh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			data, _, err := r.ReadPacketData()
-			if err != nil {
-				break
-			}
-			p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
-			udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
-			if !ok {
-				continue
-			}
-			out[filepath.Base(f)] = append(out[filepath.Base(f)], append([]byte(nil), udp.Payload...))
-		}
-		fh.Close()
+		out[filepath.Base(f)] = payloads
 	}
 	return out
 }

@@ -3,14 +3,10 @@ package tftp
 import (
 	"bytes"
 	"errors"
-	"os"
+	"github.com/peerboot/peerboot/internal/tsharkcheck"
 	"path/filepath"
 	"reflect"
 	"testing"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	codec "github.com/peerboot/peerboot/codec/tftp"
 )
@@ -22,26 +18,14 @@ func addSeeds(f *testing.F) {
 	}
 	n := 0
 	for _, name := range files {
-		fh, err := os.Open(name)
+		payloads, err := tsharkcheck.UDPPayloads(name)
 		if err != nil {
 			f.Fatal(err)
 		}
-		r, err := pcapgo.NewReader(fh)
-		if err != nil {
-			f.Fatal(err)
+		for _, p := range payloads {
+			f.Add(p)
+			n++
 		}
-		for {
-			data, _, err := r.ReadPacketData()
-			if err != nil {
-				break
-			}
-			p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
-			if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
-				f.Add(append([]byte(nil), udp.Payload...))
-				n++
-			}
-		}
-		fh.Close()
 	}
 	if n < 100 {
 		f.Fatalf("only %d seed packets", n)

@@ -113,3 +113,20 @@ func UDPFrame(src, dst Endpoint, payload []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// UDPPayloads returns the UDP payload of every IPv4/UDP frame of a pcap
+// file (see ReadPCAP), in capture order; other frames are skipped.
+func UDPPayloads(path string) ([][]byte, error) {
+	frames, err := ReadPCAP(path)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, data := range frames {
+		p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+		if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+			out = append(out, udp.Payload)
+		}
+	}
+	return out, nil
+}
