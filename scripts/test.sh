@@ -17,7 +17,7 @@ go test -count=1 -timeout 40m ./...
 echo "== real firmware boots Linux through Central, three agents and a relay (build tag osboot)"
 go test -tags osboot -count=1 -timeout 20m -run 'TestCentralSiteBootsLinux|TestRelayedSnoopingSiteBootsLinux' ./internal/osboot
 echo "== fuzz (${FUZZTIME:=10s} per target)"
-for pkg in $(go list ./fuzz/...); do
+for pkg in $(go list ./fuzz/... ./reliability); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "-- $pkg $target"
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"

@@ -83,6 +83,9 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	defer s.wg.Wait()
 	buf := make([]byte, 65536)
 	oob := make([]byte, 256)
+	// One Request for the loop: ParseRequest's error points into it, so a
+	// Request per packet would be a heap allocation per malformed packet.
+	req := new(codec.Request)
 	for {
 		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
@@ -95,11 +98,13 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 			}
 			return fmt.Errorf("tftp serve: %w", err)
 		}
-		s.handle(ctx, conn, buf[:n], oob[:oobn], from)
+		s.handle(ctx, conn, buf[:n], oob[:oobn], from, req)
 	}
 }
 
-func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte, from netip.AddrPort) {
+// handle serves one packet read by Serve. req is scratch space owned by the
+// caller; nothing keeps it after handle returns.
+func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte, from netip.AddrPort, req *codec.Request) {
 	op, err := codec.PacketOpcode(pkt)
 	if err != nil {
 		s.malformed.Add(1)
@@ -119,8 +124,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, pkt, oob []byte,
 		return
 	}
 	s.requests.Add(1)
-	var req codec.Request
-	if err := codec.ParseRequest(pkt, &req); err != nil {
+	if err := codec.ParseRequest(pkt, req); err != nil {
 		if errors.Is(err, codec.ErrBadOptionValue) {
 			s.refuse(conn, from, codec.ErrCodeOptionNegotiation, "bad option value", "", err)
 			return

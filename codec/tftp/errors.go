@@ -82,6 +82,20 @@ func (e *DecodeError) Is(target error) bool {
 
 func decodeErr(k Kind, off int) error { return &DecodeError{Kind: k, Offset: off} }
 
+// fault is a DecodeError by value: the decoders pass these around so that
+// a malformed packet costs no allocation until a caller asks for an error.
+func fault(k Kind, off int) DecodeError { return DecodeError{Kind: k, Offset: off} }
+
+func (e DecodeError) failed() bool { return e.Kind != 0 }
+
+// err returns nil for the zero DecodeError, else a heap copy of e.
+func (e DecodeError) err() error {
+	if e.Kind == 0 {
+		return nil
+	}
+	return &DecodeError{Kind: e.Kind, Offset: e.Offset}
+}
+
 // AsDecodeError returns the DecodeError inside err, if any.
 func AsDecodeError(err error) (*DecodeError, bool) {
 	var de *DecodeError

@@ -116,41 +116,41 @@ func knownOption(name []byte) OptionSet {
 	return 0
 }
 
-// parseOptions decodes name/value pairs from b[off:] to the end of b.
+// parse decodes name/value pairs from b[off:] to the end of b.
 // Trailing NUL padding after the last pair is accepted (some ROMs pad).
-func (o *Options) parse(b []byte, off int) error {
+func (o *Options) parse(b []byte, off int) DecodeError {
 	*o = Options{}
 	for off < len(b) {
 		if b[off] == 0 && allZero(b[off:]) {
-			return nil
+			return DecodeError{}
 		}
 		start := off
-		name, next, err := cstring(b, off, MaxOptionNameLen)
-		if err != nil {
-			return err
+		name, next, f := cstring(b, off, MaxOptionNameLen)
+		if f.failed() {
+			return f
 		}
 		if len(name) == 0 {
-			return decodeErr(KindEmptyOptionName, start)
+			return fault(KindEmptyOptionName, start)
 		}
 		vstart := next
-		value, next, err := cstring(b, next, MaxOptionValueLen)
-		if err != nil {
-			return err
+		value, next, f := cstring(b, next, MaxOptionValueLen)
+		if f.failed() {
+			return f
 		}
 		off = next
 		known := knownOption(name)
 		if known == 0 {
 			if err := o.AddExtra(name, value); err != nil {
-				return decodeErr(err.(Kind), start)
+				return fault(err.(Kind), start)
 			}
 			continue
 		}
 		if o.Present&known != 0 {
-			return decodeErr(KindDuplicateOption, start)
+			return fault(KindDuplicateOption, start)
 		}
 		v, ok := parseDecimal(value)
 		if !ok {
-			return decodeErr(KindBadOptionValue, vstart)
+			return fault(KindBadOptionValue, vstart)
 		}
 		switch known {
 		case OptBlksize:
@@ -163,7 +163,7 @@ func (o *Options) parse(b []byte, off int) error {
 			o.SetWindowsize(v)
 		}
 	}
-	return nil
+	return DecodeError{}
 }
 
 func allZero(b []byte) bool {
@@ -221,38 +221,50 @@ type Request struct {
 	Filename []byte
 	Mode     Mode
 	Options
+
+	err DecodeError // what ParseRequest's error points at
 }
 
-// ParseRequest decodes an RRQ or WRQ into r, which it overwrites.
+// ParseRequest decodes an RRQ or WRQ into r, which it overwrites. It does
+// not allocate, not even for a malformed packet: the *DecodeError it
+// returns lives inside r and is valid until r is parsed into again.
 func ParseRequest(b []byte, r *Request) error {
-	op, err := PacketOpcode(b)
-	if err != nil {
-		return err
+	op, f := opcodeOf(b)
+	if f.failed() {
+		return r.fail(f)
 	}
 	if op != OpRRQ && op != OpWRQ {
-		return decodeErr(KindBadOpcode, 0)
+		return r.fail(fault(KindBadOpcode, 0))
 	}
-	name, off, err := cstring(b, 2, MaxFilenameLen)
-	if err != nil {
-		return err
+	name, off, f := cstring(b, 2, MaxFilenameLen)
+	if f.failed() {
+		return r.fail(f)
 	}
 	if len(name) == 0 {
-		return decodeErr(KindEmptyFilename, 2)
+		return r.fail(fault(KindEmptyFilename, 2))
 	}
 	modeOff := off
-	mode, off, err := cstring(b, off, len("netascii"))
-	if err != nil {
-		if de, ok := AsDecodeError(err); ok && de.Kind == KindTooLong {
-			return decodeErr(KindBadMode, modeOff)
+	mode, off, f := cstring(b, off, len("netascii"))
+	if f.failed() {
+		if f.Kind == KindTooLong {
+			return r.fail(fault(KindBadMode, modeOff))
 		}
-		return err
+		return r.fail(f)
 	}
 	m := parseMode(mode)
 	if m == ModeUnknown {
-		return decodeErr(KindBadMode, modeOff)
+		return r.fail(fault(KindBadMode, modeOff))
 	}
 	r.Opcode, r.Filename, r.Mode = op, name, m
-	return r.Options.parse(b, off)
+	if f := r.Options.parse(b, off); f.failed() {
+		return r.fail(f)
+	}
+	return nil
+}
+
+func (r *Request) fail(f DecodeError) error {
+	r.err = f
+	return &r.err
 }
 
 // AppendRequest appends an RRQ or WRQ for r to dst.
@@ -285,7 +297,7 @@ func ParseOACK(b []byte, o *Options) error {
 	if err := expectOpcode(b, OpOACK, 2); err != nil {
 		return err
 	}
-	return o.parse(b, 2)
+	return o.parse(b, 2).err()
 }
 
 // AppendOACK appends an OACK carrying o to dst.

@@ -117,29 +117,42 @@ func (m Mode) String() string {
 }
 
 // PacketOpcode returns the opcode of b without validating the rest.
+//
+// Its error is the bare Kind (ErrTruncated or ErrBadOpcode, offset 0 or
+// len(b) is implied), which costs no allocation: servers call it on every
+// packet they receive, hostile ones included.
 func PacketOpcode(b []byte) (Opcode, error) {
-	if len(b) < 2 {
-		return 0, decodeErr(KindTruncated, len(b))
-	}
-	op := Opcode(binary.BigEndian.Uint16(b))
-	if op < OpRRQ || op > OpOACK {
-		return op, decodeErr(KindBadOpcode, 0)
+	op, f := opcodeOf(b)
+	if f.failed() {
+		return op, f.Kind
 	}
 	return op, nil
 }
 
+func opcodeOf(b []byte) (Opcode, DecodeError) {
+	if len(b) < 2 {
+		return 0, fault(KindTruncated, len(b))
+	}
+	op := Opcode(binary.BigEndian.Uint16(b))
+	if op < OpRRQ || op > OpOACK {
+		return op, fault(KindBadOpcode, 0)
+	}
+	return op, DecodeError{}
+}
+
 // cstring returns the NUL-terminated string starting at b[off], bounded to
-// max bytes, and the offset after its NUL.
-func cstring(b []byte, off, max int) ([]byte, int, error) {
+// max bytes, and the offset after its NUL; on failure the DecodeError's
+// Kind is set.
+func cstring(b []byte, off, max int) ([]byte, int, DecodeError) {
 	for i := off; i < len(b); i++ {
 		if b[i] == 0 {
-			return b[off:i], i + 1, nil
+			return b[off:i], i + 1, DecodeError{}
 		}
 		if i-off >= max {
-			return nil, off, decodeErr(KindTooLong, off)
+			return nil, off, fault(KindTooLong, off)
 		}
 	}
-	return nil, off, decodeErr(KindNotTerminated, off)
+	return nil, off, fault(KindNotTerminated, off)
 }
 
 // equalFold reports whether b equals the lower-case ASCII string s,
@@ -224,9 +237,9 @@ func ParseError(b []byte) (ErrorPacket, error) {
 	if err := expectOpcode(b, OpERROR, 5); err != nil {
 		return ErrorPacket{}, err
 	}
-	msg, end, err := cstring(b, 4, MaxErrorMsgLen)
-	if err != nil {
-		return ErrorPacket{}, err
+	msg, end, f := cstring(b, 4, MaxErrorMsgLen)
+	if f.failed() {
+		return ErrorPacket{}, f.err()
 	}
 	if end != len(b) {
 		return ErrorPacket{}, decodeErr(KindTrailingGarbage, end)

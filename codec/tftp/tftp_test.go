@@ -386,16 +386,34 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	var r Request
 	var o Options
+	unterminated := []byte{0, 1, 'b', 'o', 'o', 't'}
+	badOption := []byte("\x00\x01f\x00octet\x00blksize\x00x\x00")
 	buf := make([]byte, 0, 2048)
 	payload := make([]byte, 1468)
 	var sink int
 	checks := map[string]func(){
 		"ParseRequest": func() { _ = ParseRequest(rrq, &r); sink += len(r.Filename) },
+		// A malformed request must cost nothing either: a flood is made of them.
+		"ParseRequest unterminated": func() {
+			if ParseRequest(unterminated, &r) != nil {
+				sink++
+			}
+		},
+		"ParseRequest bad option": func() {
+			if ParseRequest(badOption, &r) != nil {
+				sink++
+			}
+		},
 		"ParseOACK":    func() { _ = ParseOACK(oack, &o) },
 		"ParseError":   func() { e, _ := ParseError(errPkt); sink += len(e.Message) },
 		"ParseAck":     func() { b, _ := ParseAck(ack); sink += int(b) },
 		"ParseData":    func() { d, _ := ParseData(data); sink += len(d.Payload) },
 		"PacketOpcode": func() { op, _ := PacketOpcode(data); sink += int(op) },
+		"PacketOpcode bad": func() {
+			if _, err := PacketOpcode(unterminated[:1]); err != nil {
+				sink++
+			}
+		},
 		"AppendRequest": func() {
 			p, _ := AppendRequest(buf[:0], &r)
 			sink += len(p)

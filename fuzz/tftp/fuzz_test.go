@@ -65,10 +65,15 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		orig := append([]byte(nil), b...)
 		err := decodeAny(b)
-		if err != nil {
+		if k, ok := err.(codec.Kind); ok {
+			// PacketOpcode's allocation-free error: only these two kinds.
+			if k != codec.KindTruncated && k != codec.KindBadOpcode {
+				t.Fatalf("PacketOpcode returned kind %v", k)
+			}
+		} else if err != nil {
 			var de *codec.DecodeError
 			if !errors.As(err, &de) {
-				t.Fatalf("error is not a DecodeError: %T %v", err, err)
+				t.Fatalf("error is not a DecodeError or a Kind: %T %v", err, err)
 			}
 			if de.Offset < 0 || de.Offset > len(b) {
 				t.Fatalf("offset %d outside packet of %d bytes", de.Offset, len(b))
