@@ -44,9 +44,25 @@ type Options struct {
 	// 198.18.0.0/15) behind a router (.1 in the core, RouterHost in the
 	// branch), as a data centre is from its branch subnets.
 	CoreSubnet string
+	// CentralArgs are extra flags for Central (e.g. --required-repeat-window).
+	CentralArgs []string
+	// Provision, when set, puts the site's boot images and deployments into
+	// Central (through s.Admin, s.AddImage, ...) once Central is up and
+	// before the agents start, instead of the demo images.
+	Provision func(ctx context.Context, s *Site) error
+	// ReadyTimeout bounds Start's wait for the agents (default 60s).
+	ReadyTimeout time.Duration
 	// Log receives progress lines (nil: none).
 	Log io.Writer
 }
+
+// Election timers of the site's agents: short, because a new agent may
+// answer from its second load epoch, so 1s epochs make the site ready in
+// seconds.
+const (
+	ElectionHeartbeat = 250 * time.Millisecond
+	ElectionLoadEpoch = time.Second
+)
 
 // Proc is one daemon process of the site.
 type Proc struct {
@@ -127,6 +143,9 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 	if o.ImageBytes <= 0 {
 		o.ImageBytes = 4 << 20
 	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 60 * time.Second
+	}
 	if o.Exe == "" {
 		if o.Exe, err = os.Executable(); err != nil {
 			return nil, err
@@ -176,7 +195,7 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		return nil, err
 	}
 	s.Central = &Proc{Name: "central", Host: ch, Log: filepath.Join(s.Dir, "central.log"),
-		Args: []string{"central", "--listen", host(cp, 2) + ":8080", "--data-dir", filepath.Join(s.Dir, "central")}}
+		Args: append([]string{"central", "--listen", host(cp, 2) + ":8080", "--data-dir", filepath.Join(s.Dir, "central")}, o.CentralArgs...)}
 	s.CentralURL = "http://" + host(cp, 2) + ":8080"
 	// HTTP from this process into the lab dials inside Central's namespace.
 	s.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -197,7 +216,11 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		return nil, err
 	}
 	s.admin = client.New(s.CentralURL, s.AdminToken, s.hc)
-	if err := s.addImages(ctx); err != nil {
+	provision := o.Provision
+	if provision == nil {
+		provision = func(ctx context.Context, s *Site) error { return s.addImages(ctx) }
+	}
+	if err := provision(ctx, s); err != nil {
 		return nil, fmt.Errorf("images: %w", err)
 	}
 	for i := 0; i < o.Agents; i++ {
@@ -213,9 +236,7 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 		args := append([]string{"agent", "--interface", "eth0", "--central-url", s.CentralURL,
 			"--enrollment-key", s.EnrollKey, "--cache-dir", filepath.Join(s.Dir, name),
 			"--metrics-listen", ip + ":9120", "--log-format", "json", "--drain-timeout", "5s",
-			// Short election timers: a new agent may answer from its second
-			// load epoch, so 1s epochs make the site ready in seconds.
-			"--election-heartbeat", "250ms", "--election-load-epoch", "1s"}, o.AgentArgs...)
+			"--election-heartbeat", ElectionHeartbeat.String(), "--election-load-epoch", ElectionLoadEpoch.String()}, o.AgentArgs...)
 		s.Agents = append(s.Agents, &Proc{Name: name, Host: h, Args: args, Log: filepath.Join(s.Dir, name+".log")})
 	}
 	if s.Clients, err = s.Lab.AddHost("clients", host(p, ClientHost)); err != nil {
@@ -230,7 +251,7 @@ func Start(ctx context.Context, o Options) (s *Site, err error) {
 			return nil, err
 		}
 	}
-	if err := s.WaitReady(ctx, 60*time.Second); err != nil {
+	if err := s.WaitReady(ctx, o.ReadyTimeout); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -566,6 +587,10 @@ func (s *Site) AddImage(ctx context.Context, id string, arch model.Arch, prio in
 	s.Images = append(s.Images, img)
 	return img, nil
 }
+
+// Admin is a client of Central's admin API (with the admin token) that
+// dials from Central's namespace.
+func (s *Site) Admin() *client.Client { return s.admin }
 
 // CentralMetrics reads Central's /metrics.
 func (s *Site) CentralMetrics(ctx context.Context) (string, error) {

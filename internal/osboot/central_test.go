@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/peerboot/peerboot/internal/firmlab"
+	"github.com/peerboot/peerboot/agent/lab"
 	"github.com/peerboot/peerboot/internal/osboot"
 )
+
+// requiredRepeatWindow: a repeat DISCOVER this soon after a required
+// deployment was handed out is the same boot (the firmware, then iPXE).
+const requiredRepeatWindow = 45 * time.Second
 
 // agentAnswerMemory is how long an agent keeps giving a client the answer
 // it last gave it (so that retries and the 4011 request get the same
@@ -30,44 +35,46 @@ const agentAnswerMemory = 35 * time.Second
 func TestCentralSiteBootsLinux(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
 	defer cancel()
-	s := newSite(t, ctx, "198.18.49.0/24", 3)
-	guests := []*guest{
-		newGuest(firmlab.OVMF, "ovmf", "52:54:00:49:00:11", "c6a01800-0000-4000-8000-000000004911"),
-		newGuest(firmlab.SeaBIOSiPXE, "seabios", "52:54:00:49:00:10", "c6a01800-0000-4000-8000-000000004910"),
-	}
+	l := newOSLab(t, ctx, "198.18.49.0/24")
+	guests := firmwareGuests(49)
 	deps := map[*guest]string{}
-	for _, gu := range guests {
-		deps[gu] = s.deploy(t, ctx, gu).ID
-	}
-	s.waitAgents(t, ctx, 90*time.Second)
-	agentByID := map[string]*daemon{}
-	for _, a := range s.agents {
-		h, err := s.health(ctx, a)
+	s := site{l.startSite(t, ctx, lab.Options{Agents: 3, ReadyTimeout: 90 * time.Second,
+		CentralArgs: []string{"--required-repeat-window", requiredRepeatWindow.String()},
+		AgentArgs:   []string{"--progress=false", "--log-level", "debug"},
+		Provision:   l.provisionLinux(guests, deps)})}
+	// A new agent answers clients from its second load epoch, and a BIOS
+	// iPXE ROM gives up DHCP after a few seconds, so the site must be
+	// answering before the guests power on.
+	waitUntil(t, ctx, time.Now().Add(2*lab.ElectionLoadEpoch+lab.ElectionHeartbeat))
+	agentByID := map[string]int{}
+	for i := range s.Agents {
+		h, err := s.Health(ctx, i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		agentByID[h.Agent] = a
+		agentByID[h.Agent] = i
 	}
 
 	// 1. First boot: both guests reach Linux; Central records the boot
 	// and consumes the required deployment.
 	start := time.Now()
-	s.bootAll(t, ctx, guests...)
-	servedBy := map[*guest]*daemon{}
+	l.bootAll(t, ctx, guests...)
+	servedBy := map[*guest]int{}
 	for _, gu := range guests {
 		requireBooted(t, gu)
 		ev, err := s.waitDecision(ctx, gu.g.MAC.String(), "boot", start, 30*time.Second)
 		if err != nil {
 			t.Fatalf("%s: Central recorded no boot: %v", gu.g.Name, err)
 		}
-		if ev.DeploymentID != deps[gu] || !ev.Required || ev.ImageID != s.imageID {
-			t.Errorf("%s: boot event %+v, want required deployment %s of %s", gu.g.Name, ev.Event, deps[gu], s.imageID)
+		if ev.DeploymentID != deps[gu] || !ev.Required || ev.ImageID != linuxImageID {
+			t.Errorf("%s: boot event %+v, want required deployment %s of %s", gu.g.Name, ev.Event, deps[gu], linuxImageID)
 		}
-		servedBy[gu] = agentByID[ev.AgentID]
-		if servedBy[gu] == nil {
+		by, ok := agentByID[ev.AgentID]
+		if !ok {
 			t.Fatalf("%s: boot event from unknown agent %q", gu.g.Name, ev.AgentID)
 		}
-		t.Logf("%s was served by %s (%s)", gu.g.Name, servedBy[gu].name, ev.AgentID)
+		servedBy[gu] = by
+		t.Logf("%s was served by %s (%s)", gu.g.Name, s.Agents[by].Name, ev.AgentID)
 		if !s.consumed(t, ctx, gu.g.Name, deps[gu]) {
 			t.Errorf("%s: Central holds no consumption of deployment %s", gu.g.Name, deps[gu])
 		}
@@ -82,7 +89,7 @@ func TestCentralSiteBootsLinux(t *testing.T) {
 	lastNone := make(chan time.Time, len(guests))
 	for _, gu := range guests {
 		gu.limit = 2 * time.Minute
-		if err := s.StartSerialGuest(ctx, gu.g); err != nil {
+		if err := l.StartSerialGuest(ctx, gu.g); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,7 +133,7 @@ func TestCentralSiteBootsLinux(t *testing.T) {
 		var res struct {
 			Cleared int `json:"cleared"`
 		}
-		if err := s.admin.Do(ctx, "POST", "/api/v1/machines/"+gu.g.Name+"/clear-required", nil, &res); err != nil {
+		if err := s.Admin().Do(ctx, "POST", "/api/v1/machines/"+gu.g.Name+"/clear-required", nil, &res); err != nil {
 			t.Fatalf("clear %s: %v", gu.g.Name, err)
 		}
 		if res.Cleared != 1 || s.consumed(t, ctx, gu.g.Name, deps[gu]) {
@@ -144,26 +151,26 @@ func TestCentralSiteBootsLinux(t *testing.T) {
 	waitUntil(t, ctx, latest.Add(agentAnswerMemory))
 	bios := guests[1]
 	killed := servedBy[bios]
-	killed.stop()
-	t.Logf("killed %s, which served %s", killed.name, bios.g.Name)
+	s.StopAgent(killed, syscall.SIGKILL) // an agent that dies, not one that drains
+	t.Logf("killed %s, which served %s", s.Agents[killed].Name, bios.g.Name)
 	start = time.Now()
 	for _, gu := range guests {
 		gu.limit = newGuest(gu.g.Firmware, "", gu.g.MAC.String(), "").limit
 	}
-	s.bootAll(t, ctx, guests...)
+	l.bootAll(t, ctx, guests...)
 	for _, gu := range guests {
 		requireBooted(t, gu)
 		ev, err := s.waitDecision(ctx, gu.g.MAC.String(), "boot", start, 30*time.Second)
 		if err != nil {
 			t.Fatalf("%s: Central recorded no boot after the clear: %v", gu.g.Name, err)
 		}
-		by := agentByID[ev.AgentID]
-		if by == nil || by == killed {
-			t.Errorf("%s: served after the clear by %v, want a live agent other than %s", gu.g.Name, ev.AgentID, killed.name)
+		by, ok := agentByID[ev.AgentID]
+		if !ok || by == killed {
+			t.Errorf("%s: served after the clear by %v, want a live agent other than %s", gu.g.Name, ev.AgentID, s.Agents[killed].Name)
 		} else {
-			t.Logf("%s was served by %s after the clear", gu.g.Name, by.name)
+			t.Logf("%s was served by %s after the clear", gu.g.Name, s.Agents[by].Name)
 		}
 	}
-	s.capture.Stop()
-	s.saveCapture(t, "peerboot-central-linux-boots.pcap")
+	l.capture.Stop()
+	l.saveCapture(t, "peerboot-central-linux-boots.pcap")
 }

@@ -150,6 +150,29 @@ func newGuest(fw firmlab.Firmware, name, mac, uuid string) *guest {
 	return g
 }
 
+// firmwareGuests are a scenario's two guests, OVMF and SeaBIOS+iPXE, with
+// MACs and UUIDs numbered after the scenario's subnet (198.18.n.0/24).
+func firmwareGuests(n int) []*guest {
+	return []*guest{
+		newGuest(firmlab.OVMF, "ovmf", fmt.Sprintf("52:54:00:%d:00:11", n), fmt.Sprintf("c6a01800-0000-4000-8000-00000000%d11", n)),
+		newGuest(firmlab.SeaBIOSiPXE, "seabios", fmt.Sprintf("52:54:00:%d:00:10", n), fmt.Sprintf("c6a01800-0000-4000-8000-00000000%d10", n)),
+	}
+}
+
+// bootAndRead boots the guests (bootAll), stops the capture, saves it as
+// name (saveCapture) and reads it.
+func (l *osLab) bootAndRead(t *testing.T, ctx context.Context, name string, guests ...*guest) *firmlab.Report {
+	t.Helper()
+	l.bootAll(t, ctx, guests...)
+	l.capture.Stop()
+	l.saveCapture(t, name)
+	rep, err := firmlab.Read(l.pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 // bootAll powers the guests on together and waits for each one's marker
 // (or its limit); QEMU is killed when it is done.
 func (l *osLab) bootAll(t *testing.T, ctx context.Context, guests ...*guest) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/peerboot/peerboot/agent/lab"
 	"github.com/peerboot/peerboot/central/model"
-	"github.com/peerboot/peerboot/internal/firmlab"
 )
 
 // TestRelayedSnoopingSiteBootsLinux is the DHCP-snooping variant: the
@@ -27,31 +26,7 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	l := newOSLabWithoutDHCP(t, ctx, "198.18.50.0/24")
-	siteDir := filepath.Join(l.dir, "site")
-	if err := os.Mkdir(siteDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s, err := lab.Start(ctx, lab.Options{Exe: l.bin, Net: l.Net, Agents: 1, ImageBytes: 64 << 10,
-		CoreSubnet: "198.18.51.0/24", Dir: siteDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := []string{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range logs {
-				b, _ := os.ReadFile(p)
-				t.Logf("--- %s (tail):\n%s", filepath.Base(p), tail(b, 30))
-			}
-		}
-		s.Close()
-		if s.Core != nil {
-			s.Core.Close() // the site leaves its core subnet to its creator
-		}
-	})
-	for _, p := range append([]*lab.Proc{s.Central}, s.Agents...) {
-		logs = append(logs, p.Log)
-	}
+	s := l.startSite(t, ctx, lab.Options{Agents: 1, ImageBytes: 64 << 10, CoreSubnet: "198.18.51.0/24"})
 	files := map[string][]byte{}
 	for _, name := range []string{l.art.EFINBP, l.art.BIOSNBP, l.art.Script, l.art.Kernel, l.art.Initrd} {
 		b, err := os.ReadFile(l.art.Path(name))
@@ -60,8 +35,7 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 		}
 		files[name] = b
 	}
-	const imageID = "linux-x64"
-	if _, err := s.AddImage(ctx, imageID, model.ArchX64, 100, files); err != nil {
+	if _, err := s.AddImage(ctx, linuxImageID, model.ArchX64, 100, files); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.WaitReady(ctx, 90*time.Second); err != nil {
@@ -77,9 +51,8 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := s.StartProc(ctx, "responder", rh, "responder", "--interface", "eth0", "--central-url", s.CentralURL,
-		"--central-token", s.AdminToken, "--metrics-listen", rh.Addr.String()+":9121", "--log-level", "debug")
-	if err != nil {
+	if _, err := s.StartProc(ctx, "responder", rh, "responder", "--interface", "eth0", "--central-url", s.CentralURL,
+		"--central-token", s.AdminToken, "--metrics-listen", rh.Addr.String()+":9121", "--log-level", "debug"); err != nil {
 		t.Fatal(err)
 	}
 	dh, err := s.AddCoreHost("dhcp", 4)
@@ -98,32 +71,22 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs = append(logs, resp.Log, dhcp.Log, relay.Log)
 	for _, p := range []*lab.Proc{dhcp, relay} {
 		if err := l.WaitUDPListen(ctx, p.Host, 67, 15*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	guests := []*guest{
-		newGuest(firmlab.OVMF, "ovmf", "52:54:00:50:00:11", "c6a01800-0000-4000-8000-000000005011"),
-		newGuest(firmlab.SeaBIOSiPXE, "seabios", "52:54:00:50:00:10", "c6a01800-0000-4000-8000-000000005010"),
-	}
-	l.bootAll(t, ctx, guests...)
-	l.capture.Stop()
-	l.saveCapture(t, "peerboot-relayed-linux-boots.pcap")
-	rep, err := firmlab.Read(l.pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	guests := firmwareGuests(50)
+	rep := l.bootAndRead(t, ctx, "peerboot-relayed-linux-boots.pcap", guests...)
 	agentIP := s.AgentAddr(0)
 	for _, gu := range guests {
 		t.Run(gu.g.Name, func(t *testing.T) {
 			requireBooted(t, gu)
 			in := readInterop(rep, gu, agentIP)
 			for _, f := range []string{l.art.Kernel, l.art.Initrd} {
-				if !in.requested[imageID+"/"+f] {
-					t.Errorf("%s: no TFTP request for %s/%s to the agent %v in the capture", gu.g.Name, imageID, f, agentIP)
+				if !in.requested[linuxImageID+"/"+f] {
+					t.Errorf("%s: no TFTP request for %s/%s to the agent %v in the capture", gu.g.Name, linuxImageID, f, agentIP)
 				}
 			}
 			// Its PXE offers came through the relay (from the router); the

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/peerboot/peerboot/internal/firmlab"
 )
 
 // TestStandaloneAgentBootsLinux network-boots Linux on OVMF (UEFI x64, its
@@ -32,17 +30,8 @@ func TestStandaloneAgentBootsLinux(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	guests := []*guest{
-		newGuest(firmlab.OVMF, "ovmf", "52:54:00:48:00:11", "c6a01800-0000-4000-8000-000000004811"),
-		newGuest(firmlab.SeaBIOSiPXE, "seabios", "52:54:00:48:00:10", "c6a01800-0000-4000-8000-000000004810"),
-	}
-	l.bootAll(t, ctx, guests...)
-	l.capture.Stop()
-	l.saveCapture(t, "peerboot-standalone-linux-boots.pcap")
-	rep, err := firmlab.Read(l.pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	guests := firmwareGuests(48)
+	rep := l.bootAndRead(t, ctx, "peerboot-standalone-linux-boots.pcap", guests...)
 	for _, gu := range guests {
 		t.Run(gu.g.Name, func(t *testing.T) {
 			requireBooted(t, gu)
