@@ -416,14 +416,7 @@ func (s *Site) Health(ctx context.Context, i int) (agent.Health, error) {
 
 // Metrics reads agent i's /metrics.
 func (s *Site) Metrics(ctx context.Context, i int) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.AgentAddr(i).String()+":9120/metrics", nil)
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	return s.Get(ctx, "http://"+s.AgentAddr(i).String()+":9120/metrics")
 }
 
 // AgentAddr is agent i's address.

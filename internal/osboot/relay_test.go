@@ -5,8 +5,6 @@ package osboot_test
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,36 +40,14 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 		t.Fatal(err)
 	}
 	// DHCP snooping: the agent's DHCP server messages never reach clients.
-	agent := s.Agents[0]
-	if out, err := exec.Command("ip", "netns", "exec", s.Lab.HubNS(), "ebtables", "-A", "FORWARD", "-s", agent.Host.MAC,
-		"-p", "IPv4", "--ip-proto", "udp", "--ip-sport", "67", "-j", "DROP").CombinedOutput(); err != nil {
-		t.Fatalf("ebtables: %v: %s", err, out)
+	if err := s.SnoopDHCP(0); err != nil {
+		t.Fatal(err)
 	}
-	rh, err := s.AddCoreHost("responder", 3)
+	relay, err := s.StartRelayed(ctx, "--log-level", "debug")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StartProc(ctx, "responder", rh, "responder", "--interface", "eth0", "--central-url", s.CentralURL,
-		"--central-token", s.AdminToken, "--metrics-listen", rh.Addr.String()+":9121", "--log-level", "debug"); err != nil {
-		t.Fatal(err)
-	}
-	dh, err := s.AddCoreHost("dhcp", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dhcp, err := s.StartCommand("dhcp", dh, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--log-dhcp",
-		"--pid-file=", "--dhcp-leasefile="+filepath.Join(l.dir, "leases"), "--dhcp-authoritative",
-		"--dhcp-range="+l.Addr(100).String()+","+l.Addr(150).String()+",255.255.255.0,10m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay, err := s.StartCommand("relay", s.Router, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--log-dhcp",
-		"--pid-file=", "--dhcp-relay="+s.Router.Addr.String()+","+dh.Addr.String(),
-		"--dhcp-relay="+s.Router.Addr.String()+","+rh.Addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []*lab.Proc{dhcp, relay} {
+	for _, p := range []*lab.Proc{relay.DHCP, relay.Relay} {
 		if err := l.WaitUDPListen(ctx, p.Host, 67, 15*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +80,7 @@ func TestRelayedSnoopingSiteBootsLinux(t *testing.T) {
 			}
 		})
 	}
-	if m, err := s.Get(ctx, "http://"+rh.Addr.String()+":9121/metrics"); err != nil || !strings.Contains(m, "peerboot_responder_referred_total") {
+	if m, err := s.Get(ctx, relay.ResponderMetricsURL()); err != nil || !strings.Contains(m, "peerboot_responder_referred_total") {
 		t.Errorf("responder metrics: %v", err)
 	}
 }
