@@ -3,6 +3,7 @@ package tftp
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	codec "github.com/peerboot/peerboot/codec/tftp"
@@ -44,6 +45,22 @@ type Config struct {
 	// refused at once, and a transfer growing past it is stopped with
 	// ERROR 3 and discarded.
 	MaxUploadSize int64
+	// BlockingSessions is how many read transfers at a time wait for
+	// their ACKs in a blocking read on a socket of their own, outside the
+	// network poller (default GOMAXPROCS; negative: none). An ACK then
+	// wakes the transfer's thread directly, which shortens every window's
+	// round trip; each such transfer holds an OS thread while it waits, so
+	// transfers beyond this count (and every upload and single-port
+	// transfer) use the poller, where thousands cost no thread each.
+	BlockingSessions int
+	// FileLinger is how long a file stays open (and mapped) after its
+	// last transfer ends, so the next request for it skips opening and
+	// mapping it again and faulting its pages into the mapping (default
+	// 30s; negative: close at once). A request always opens the name
+	// anew and reuses the lingering file only if it is still the same
+	// file (device, inode, size and modification time); a file replaced
+	// or changed on disk is served fresh.
+	FileLinger time.Duration
 	// SendMethod forces a batching method (tests); Auto detects.
 	SendMethod udpbatch.Method
 	// Logger receives one line per refused request and finished transfer
@@ -83,6 +100,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if d.MaxSessions <= 0 {
 		d.MaxSessions = 4096
+	}
+	if d.FileLinger == 0 {
+		d.FileLinger = 30 * time.Second
+	}
+	if d.BlockingSessions == 0 {
+		d.BlockingSessions = runtime.GOMAXPROCS(0)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()

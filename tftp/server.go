@@ -29,6 +29,7 @@ type Server struct {
 
 	requests, malformed, refused, busy, completed, bytesSent, retransmits atomic.Uint64
 	active                                                                atomic.Int64
+	blocking                                                              atomic.Int64 // sessions on a blocking Socket
 }
 
 // New returns a server for cfg.
@@ -37,7 +38,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: c, log: c.Logger, files: fileCache{m: map[string]*sharedFile{}},
+	return &Server{cfg: c, log: c.Logger, files: fileCache{m: map[string]*sharedFile{}, linger: c.FileLinger},
 		sessions: map[netip.AddrPort]*session{}}, nil
 }
 
@@ -80,6 +81,7 @@ func (s *Server) Serve(ctx context.Context, conn *net.UDPConn) error {
 	enablePktinfo(conn)
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	defer s.files.closeIdle()
 	defer s.wg.Wait()
 	buf := make([]byte, 65536)
 	oob := make([]byte, 256)
@@ -267,61 +269,4 @@ func localAddr(conn *net.UDPConn, oob []byte) netip.Addr {
 		}
 	}
 	return netip.Addr{}
-}
-
-// fileCache shares one open File between all sessions of the same name.
-type fileCache struct {
-	mu sync.Mutex
-	m  map[string]*sharedFile
-}
-
-type sharedFile struct {
-	File
-	name string
-	refs int
-	fd   int // for preadv; -1 when the File has no descriptor
-	// data maps the file read-only when it has a descriptor: sessions
-	// hand slices of it to sendmsg, so the kernel copies file pages
-	// straight into the datagrams. Only the kernel reads it (a file
-	// truncated meanwhile makes sendmsg fail with EFAULT, never a fault in
-	// this process).
-	data []byte
-}
-
-func (c *fileCache) open(src FileSource, name string) (*sharedFile, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.m[name]; ok {
-		f.refs++
-		return f, nil
-	}
-	f, err := src.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	sf := &sharedFile{File: f, name: name, refs: 1, fd: -1}
-	if fder, ok := f.(interface{ Fd() uintptr }); ok {
-		sf.fd = int(fder.Fd())
-		if size := f.Size(); size > 0 && size == int64(int(size)) {
-			if data, err := unix.Mmap(sf.fd, 0, int(size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
-				unix.Madvise(data, unix.MADV_SEQUENTIAL)
-				sf.data = data
-			}
-		}
-	}
-	c.m[name] = sf
-	return sf, nil
-}
-
-func (c *fileCache) release(f *sharedFile) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f.refs--
-	if f.refs == 0 {
-		delete(c.m, f.name)
-		if f.data != nil {
-			unix.Munmap(f.data)
-		}
-		f.Close()
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -44,7 +45,8 @@ func (p *inPacket) bytes() []byte {
 type session struct {
 	srv    *Server
 	peer   netip.AddrPort
-	conn   *net.UDPConn // connected per-transfer socket, or the listener
+	conn   *net.UDPConn     // connected per-transfer socket, or the listener
+	sock   *udpbatch.Socket // instead of conn: a blocking per-transfer socket
 	single bool
 	inbox  chan inPacket
 	timer  *time.Timer
@@ -68,10 +70,10 @@ type session struct {
 	rbuf []byte       // received datagram
 	ebuf [128]byte    // outgoing ERROR
 
-	rawConn syscall.RawConn
-	pollFn  func(fd uintptr) bool
-	polled  int
-	pollErr error
+	pollConn syscall.RawConn
+	pollFn   func(fd uintptr) bool
+	polled   int
+	pollErr  error
 
 	heard        bool // an ACK (any block) arrived this round
 	srtt, rttvar time.Duration
@@ -95,19 +97,31 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 		s.timer = time.NewTimer(time.Hour)
 		s.timer.Stop()
 	} else {
-		var laddr *net.UDPAddr
-		if local.IsValid() {
-			laddr = &net.UDPAddr{IP: local.AsSlice()}
+		if up == nil && srv.blocking.Add(1) <= int64(srv.cfg.BlockingSessions) {
+			sock, err := udpbatch.DialSocket(local, peer)
+			if err != nil {
+				srv.blocking.Add(-1)
+				return nil, fmt.Errorf("transfer socket: %w", err)
+			}
+			s.sock = sock
+		} else {
+			if up == nil {
+				srv.blocking.Add(-1)
+			}
+			var laddr *net.UDPAddr
+			if local.IsValid() {
+				laddr = &net.UDPAddr{IP: local.AsSlice()}
+			}
+			c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(peer))
+			if err != nil {
+				return nil, fmt.Errorf("transfer socket: %w", err)
+			}
+			s.conn = c
 		}
-		c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(peer))
-		if err != nil {
-			return nil, fmt.Errorf("transfer socket: %w", err)
-		}
-		s.conn = c
 		// Two windows of the largest size granted fit in the send buffer
 		// (default 208 KiB here); forced past net.core.wmem_max when
 		// running as root.
-		setSocketBuffer(c, unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, 2*srv.cfg.MaxWindowBytes)
+		setSocketBuffer(s.rawConn(), unix.SO_SNDBUF, unix.SO_SNDBUFFORCE, 2*srv.cfg.MaxWindowBytes)
 	}
 	// Negotiate (RFC 2347): acknowledge only the options we accept.
 	var ack codec.Options
@@ -121,7 +135,7 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 		}
 		b := min(int(min(req.Blksize, codec.MaxBlksize)), srv.cfg.MaxBlksize)
 		if !srv.cfg.IgnorePathMTU && !s.single {
-			if mtu := pathMTU(s.conn); mtu > 0 {
+			if mtu := pathMTU(s.rawConn()); mtu > 0 {
 				b = max(min(b, mtu-32), codec.MinBlksize)
 			}
 		}
@@ -168,7 +182,13 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 	if s.single {
 		dst = peer
 	}
-	sender, err := udpbatch.NewSender(s.conn, dst, s.stride, s.window, srv.cfg.SendMethod)
+	var sender *udpbatch.Sender
+	var err error
+	if s.sock != nil {
+		sender, err = udpbatch.NewSocketSender(s.sock, dst, s.stride, s.window, srv.cfg.SendMethod)
+	} else {
+		sender, err = udpbatch.NewSender(s.conn, dst, s.stride, s.window, srv.cfg.SendMethod)
+	}
 	if err != nil {
 		s.closeConn()
 		return nil, err
@@ -178,15 +198,31 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 }
 
 func (s *session) closeConn() {
+	if s.sock != nil {
+		s.sock.Close()
+		s.sock = nil
+		s.srv.blocking.Add(-1)
+		return
+	}
 	if !s.single && s.conn != nil {
 		s.conn.Close()
 	}
 }
 
+// rawConn returns the transfer socket for socket options, or nil.
+func (s *session) rawConn() syscall.RawConn { return udpbatch.SyscallConn(s.sock, s.conn) }
+
+// localAddr is the transfer's local address (its TID).
+func (s *session) localAddr() netip.AddrPort {
+	if s.sock != nil {
+		return s.sock.LocalAddr()
+	}
+	return s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
 // setSocketBuffer sets a socket buffer size, forced when permitted.
-func setSocketBuffer(c *net.UDPConn, opt, forceOpt, n int) {
-	rc, err := c.SyscallConn()
-	if err != nil {
+func setSocketBuffer(rc syscall.RawConn, opt, forceOpt, n int) {
+	if rc == nil {
 		return
 	}
 	rc.Control(func(fd uintptr) {
@@ -197,9 +233,8 @@ func setSocketBuffer(c *net.UDPConn, opt, forceOpt, n int) {
 }
 
 // pathMTU returns the kernel's path MTU for a connected socket, or 0.
-func pathMTU(c *net.UDPConn) int {
-	rc, err := c.SyscallConn()
-	if err != nil {
+func pathMTU(rc syscall.RawConn) int {
+	if rc == nil {
 		return 0
 	}
 	mtu := 0
@@ -232,7 +267,7 @@ var errClientError = errors.New("client sent ERROR")
 
 func (s *session) run(ctx context.Context) {
 	start := time.Now()
-	if !s.single {
+	if !s.single && s.conn != nil {
 		stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
 		defer stop()
 	}
@@ -613,6 +648,10 @@ func (s *session) sendBatch(buf []byte) error { return s.sender.Send(buf) }
 
 func (s *session) write(b []byte) error {
 	var err error
+	if s.sock != nil {
+		_, err = s.sock.Write(b)
+		return err
+	}
 	if s.single {
 		_, err = s.conn.WriteToUDPAddrPort(b, s.peer)
 	} else {
@@ -677,6 +716,9 @@ func (s *session) recv(ctx context.Context, deadline time.Time) ([]byte, error) 
 	if deadline.IsZero() {
 		return s.poll()
 	}
+	if s.sock != nil {
+		return s.recvBlocking(ctx, deadline)
+	}
 	if s.single {
 		d := time.Until(deadline)
 		if d <= 0 {
@@ -723,16 +765,26 @@ func (s *session) poll() ([]byte, error) {
 			return nil, nil
 		}
 	}
-	if s.rawConn == nil {
+	if s.sock != nil {
+		n, err := s.sock.TryRecv(s.rbuf)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errClientError, err) // e.g. port unreachable: the client is gone
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		return s.rbuf[:n], nil
+	}
+	if s.pollConn == nil {
 		rc, err := s.conn.SyscallConn()
 		if err != nil {
 			return nil, err
 		}
-		s.rawConn, s.pollFn = rc, s.pollRead
+		s.pollConn, s.pollFn = rc, s.pollRead
 	}
 	s.polled, s.pollErr = -1, nil
 	s.conn.SetReadDeadline(time.Time{}) // an expired deadline would fail the raw read
-	if err := s.rawConn.Read(s.pollFn); err != nil {
+	if err := s.pollConn.Read(s.pollFn); err != nil {
 		return nil, err
 	}
 	if s.pollErr != nil {
@@ -755,4 +807,29 @@ func (s *session) pollRead(fd uintptr) bool {
 		s.pollErr = errno
 	}
 	return true // never wait
+}
+
+// maxBlockingWait bounds one blocking read, so a canceled context is
+// noticed within it.
+const maxBlockingWait = 100 * time.Millisecond
+
+// recvBlocking is recv on a blocking Socket: the thread sleeps in the
+// kernel until the client's datagram arrives.
+func (s *session) recvBlocking(ctx context.Context, deadline time.Time) ([]byte, error) {
+	for {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return nil, nil
+		}
+		n, err := s.sock.Recv(s.rbuf, min(d, maxBlockingWait))
+		if err == nil {
+			return s.rbuf[:n], nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %v", errClientError, err) // e.g. port unreachable: the client is gone
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
 }

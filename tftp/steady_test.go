@@ -17,15 +17,20 @@ import (
 )
 
 // newTestSession opens name under root and builds a session towards a
-// local peer socket, as the listener would after negotiation.
-func newTestSession(t *testing.T, root, name string, blksize, window int, method udpbatch.Method) (*session, *net.UDPConn) {
+// local peer socket, as the listener would after negotiation. blocking
+// picks the session's transport: a blocking Socket, or the poller's conn.
+func newTestSession(t *testing.T, root, name string, blksize, window int, method udpbatch.Method, blocking bool) (*session, *net.UDPConn) {
 	t.Helper()
 	src, err := NewDirSource(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	srv, err := New(Config{Source: src, SendMethod: method})
+	cfg := Config{Source: src, SendMethod: method, BlockingSessions: -1}
+	if blocking {
+		cfg.BlockingSessions = 1
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +52,9 @@ func newTestSession(t *testing.T, root, name string, blksize, window int, method
 		t.Fatalf("newSession: %v", err)
 	}
 	t.Cleanup(func() { sess.closeConn(); srv.files.release(f) })
+	if (sess.sock != nil) != blocking {
+		t.Fatalf("session on a blocking socket: %v, want %v", sess.sock != nil, blocking)
+	}
 	return sess, peer
 }
 
@@ -56,13 +64,17 @@ func TestSteadyStateZeroAllocs(t *testing.T) {
 	root := t.TempDir()
 	writeRandomFile(t, root, "big.bin", 64<<20)
 	type mode struct {
-		method udpbatch.Method
-		copied bool // payloads read into the session's buffer instead of sent from the mapping
+		method   udpbatch.Method
+		copied   bool // payloads read into the session's buffer instead of sent from the mapping
+		blocking bool // ACKs read on a blocking Socket instead of through the poller
 	}
-	for _, md := range []mode{{udpbatch.GSO, false}, {udpbatch.Sendmmsg, false}, {udpbatch.GSO, true}, {udpbatch.Plain, true}} {
+	for _, md := range []mode{
+		{udpbatch.GSO, false, false}, {udpbatch.Sendmmsg, false, false}, {udpbatch.GSO, true, false}, {udpbatch.Plain, true, false},
+		{udpbatch.GSO, false, true}, {udpbatch.Sendmmsg, false, true}, {udpbatch.Plain, true, true},
+	} {
 		m := md.method
-		t.Run(fmt.Sprintf("%v/copied=%v", m, md.copied), func(t *testing.T) {
-			sess, peer := newTestSession(t, root, "big.bin", 1468, 16, m)
+		t.Run(fmt.Sprintf("%v/copied=%v/blocking=%v", m, md.copied, md.blocking), func(t *testing.T) {
+			sess, peer := newTestSession(t, root, "big.bin", 1468, 16, m, md.blocking)
 			if md.copied && sess.vec != nil {
 				// As for a FileSource without a descriptor.
 				sess.vec, sess.hdrs = nil, nil
@@ -77,7 +89,7 @@ func TestSteadyStateZeroAllocs(t *testing.T) {
 			if sess.sender.Method() != m {
 				t.Fatalf("sender uses %v", sess.sender.Method())
 			}
-			sessAddr := sess.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+			sessAddr := sess.localAddr()
 			rbuf := make([]byte, 65536)
 			ack := make([]byte, 0, 4)
 			base := int64(1)
@@ -138,7 +150,7 @@ func TestBeyond4GiB(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	sess, peer := newTestSession(t, root, "huge.img", 1468, 4, udpbatch.Auto)
+	sess, peer := newTestSession(t, root, "huge.img", 1468, 4, udpbatch.Auto, true)
 	if sess.nblocks != size/1468+1 {
 		t.Fatalf("nblocks %d", sess.nblocks)
 	}
@@ -197,7 +209,7 @@ func TestSinglePortMode(t *testing.T) {
 func TestFileTruncatedWhileServing(t *testing.T) {
 	root := t.TempDir()
 	writeRandomFile(t, root, "shrinks.bin", 1<<20)
-	sess, _ := newTestSession(t, root, "shrinks.bin", 1468, 16, udpbatch.GSO)
+	sess, _ := newTestSession(t, root, "shrinks.bin", 1468, 16, udpbatch.GSO, false)
 	if sess.vec == nil {
 		t.Fatal("the session does not send from the file mapping")
 	}

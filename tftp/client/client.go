@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +34,20 @@ type Options struct {
 	// last block again if the server resends it (its ACK was lost).
 	// Default 200ms; negative disables. Not counted in Result.Duration.
 	Dally time.Duration
+	// Poller makes the download wait in Go's network poller even when a
+	// blocking slot is free. By default up to GOMAXPROCS downloads of the
+	// process at a time wait for DATA in a blocking read on their own
+	// thread (udpbatch.Socket), which a server's datagram wakes directly;
+	// the others use the poller, where many cost no thread each.
+	Poller bool
 }
+
+// blockingDownloads counts the downloads using a blocking socket.
+var blockingDownloads atomic.Int64
+
+// maxBlockingWait bounds one blocking read, so a canceled context is
+// noticed within it.
+const maxBlockingWait = 100 * time.Millisecond
 
 // Result describes a finished download.
 type Result struct {
@@ -87,14 +103,27 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 	if err != nil {
 		return res, fmt.Errorf("tftp get: %w", err)
 	}
-	conn, err := net.ListenUDP("udp", nil)
-	if err != nil {
-		return res, fmt.Errorf("tftp get: %w", err)
+	c := &getter{opts: opts, res: &res, ctx: ctx}
+	if !opts.Poller && blockingDownloads.Add(1) <= int64(runtime.GOMAXPROCS(0)) {
+		defer blockingDownloads.Add(-1)
+		c.sock, err = udpbatch.NewSocket(netip.Addr{}, sa.AddrPort().Addr())
+		if err != nil {
+			return res, fmt.Errorf("tftp get: %w", err)
+		}
+		defer c.sock.Close()
+	} else {
+		if !opts.Poller {
+			blockingDownloads.Add(-1)
+		}
+		c.conn, err = net.ListenUDP("udp", nil)
+		if err != nil {
+			return res, fmt.Errorf("tftp get: %w", err)
+		}
+		defer c.conn.Close()
+		stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
 	}
-	defer conn.Close()
-	setRecvBuffer(conn, opts.RecvBuffer)
-	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	setRecvBuffer(c.rawConn(), opts.RecvBuffer)
 
 	req := codec.Request{Opcode: codec.OpRRQ, Filename: []byte(name), Mode: codec.ModeOctet}
 	if opts.Blksize > 0 {
@@ -113,7 +142,7 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 	if err != nil {
 		return res, fmt.Errorf("tftp get: build request: %w", err)
 	}
-	c := &getter{conn: conn, opts: opts, res: &res, out: bufio.NewWriterSize(w, 1<<20), ctx: ctx}
+	c.out = bufio.NewWriterSize(w, 1<<20)
 	if err := c.request(sa.AddrPort(), rrq); err != nil {
 		return res, err
 	}
@@ -133,7 +162,8 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 
 type getter struct {
 	ctx   context.Context
-	conn  *net.UDPConn
+	conn  *net.UDPConn     // waits in the network poller, or
+	sock  *udpbatch.Socket // blocks its thread (see Options.Poller)
 	opts  Options
 	res   *Result
 	out   *bufio.Writer
@@ -159,9 +189,8 @@ type getter struct {
 	segs       [][]byte
 }
 
-func setRecvBuffer(conn *net.UDPConn, n int) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
+func setRecvBuffer(rc syscall.RawConn, n int) {
+	if rc == nil {
 		return
 	}
 	rc.Control(func(fd uintptr) {
@@ -175,12 +204,12 @@ func setRecvBuffer(conn *net.UDPConn, n int) {
 func (c *getter) request(server netip.AddrPort, rrq []byte) error {
 	buf := make([]byte, 65536)
 	for try := 0; try <= c.opts.Retries; try++ {
-		if _, err := c.conn.WriteToUDPAddrPort(rrq, server); err != nil {
+		if err := c.sendTo(server, rrq); err != nil {
 			return fmt.Errorf("tftp get: send request: %w", err)
 		}
-		c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+		deadline := time.Now().Add(c.opts.Timeout)
 		for {
-			n, from, err := c.conn.ReadFromUDPAddrPort(buf)
+			n, from, err := c.readFrom(buf, deadline)
 			if err != nil {
 				if c.ctx.Err() != nil {
 					return c.ctx.Err()
@@ -209,7 +238,7 @@ func (c *getter) request(server netip.AddrPort, rrq []byte) error {
 					return fmt.Errorf("tftp get: bad OACK: %w", err)
 				}
 				if err := c.applyOACK(&o); err != nil {
-					c.sendTo(from, codec.AppendError(nil, codec.ErrCodeOptionNegotiation, err.Error()))
+					c.sendTo(from, codec.AppendError(nil, codec.ErrCodeOptionNegotiation, err.Error())) //nolint:errcheck // best effort
 					return err
 				}
 				return c.connect(from)
@@ -246,29 +275,97 @@ func (c *getter) applyOACK(o *codec.Options) error {
 	return nil
 }
 
-func (c *getter) sendTo(to netip.AddrPort, b []byte) { c.conn.WriteToUDPAddrPort(b, to) }
+func (c *getter) sendTo(to netip.AddrPort, b []byte) error {
+	if c.sock != nil {
+		return c.sock.WriteTo(b, to)
+	}
+	_, err := c.conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+// write sends b to the server's transfer ID (after connect).
+func (c *getter) write(b []byte) {
+	if c.sock != nil {
+		c.sock.Write(b)
+		return
+	}
+	c.conn.Write(b)
+}
+
+func (c *getter) rawConn() syscall.RawConn { return udpbatch.SyscallConn(c.sock, c.conn) }
+
+// readFrom reads one datagram and its source before deadline.
+func (c *getter) readFrom(buf []byte, deadline time.Time) (int, netip.AddrPort, error) {
+	if c.sock == nil {
+		c.conn.SetReadDeadline(deadline)
+		if err := c.ctx.Err(); err != nil {
+			return 0, netip.AddrPort{}, err // canceled before the deadline was set: the cancel's deadline was overwritten
+		}
+		return c.conn.ReadFromUDPAddrPort(buf)
+	}
+	for {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
+		}
+		n, from, err := c.sock.RecvFrom(buf, min(d, maxBlockingWait))
+		if !errors.Is(err, os.ErrDeadlineExceeded) || c.ctx.Err() != nil {
+			return n, from, err
+		}
+	}
+}
+
+// recvBatch reads a batch of datagrams with c.rx before deadline.
+func (c *getter) recvBatch(deadline time.Time) (int, error) {
+	if c.sock == nil {
+		c.conn.SetReadDeadline(deadline)
+		if err := c.ctx.Err(); err != nil {
+			return 0, err // canceled before the deadline was set: the cancel's deadline was overwritten
+		}
+		return c.rx.Recv()
+	}
+	for {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		if err := c.sock.RecvTimeout(min(d, maxBlockingWait)); err != nil {
+			return 0, err
+		}
+		n, err := c.rx.Recv()
+		if !errors.Is(err, os.ErrDeadlineExceeded) || c.ctx.Err() != nil {
+			return n, err
+		}
+	}
+}
 
 // connect fixes the server's transfer ID: the socket then only receives
 // from it, which lets recvmmsg read batches without checking sources.
 func (c *getter) connect(tid netip.AddrPort) error {
 	c.tid = tid
-	rc, err := c.conn.SyscallConn()
-	if err != nil {
-		return err
+	rc := c.rawConn()
+	if rc == nil {
+		return errors.New("tftp get: no raw socket")
 	}
-	var cerr error
-	rc.Control(func(fd uintptr) {
-		var sa unix.Sockaddr
-		a := tid.Addr()
-		if a.Is4() || a.Is4In6() {
-			sa = &unix.SockaddrInet4{Port: int(tid.Port()), Addr: a.Unmap().As4()}
-		} else {
-			sa = &unix.SockaddrInet6{Port: int(tid.Port()), Addr: a.As16()}
+	if c.sock != nil {
+		if err := c.sock.Connect(tid); err != nil {
+			return fmt.Errorf("tftp get: %w", err)
 		}
-		cerr = unix.Connect(int(fd), sa)
-	})
-	if cerr != nil {
-		return fmt.Errorf("tftp get: connect to %v: %w", tid, cerr)
+	} else {
+		var cerr error
+		rc.Control(func(fd uintptr) {
+			var sa unix.Sockaddr
+			a := tid.Addr()
+			if a.Is4() || a.Is4In6() {
+				sa = &unix.SockaddrInet4{Port: int(tid.Port()), Addr: a.Unmap().As4()}
+			} else {
+				sa = &unix.SockaddrInet6{Port: int(tid.Port()), Addr: a.As16()}
+			}
+			cerr = unix.Connect(int(fd), sa)
+		})
+		if cerr != nil {
+			return fmt.Errorf("tftp get: connect to %v: %w", tid, cerr)
+		}
 	}
 	c.stride = c.res.Blksize + 4
 	batch, size := min(max(c.res.Windowsize, 1), 64), c.stride
@@ -278,9 +375,14 @@ func (c *getter) connect(tid netip.AddrPort) error {
 		c.gro = true
 		batch, size = min(batch, groBatch), maxGROBytes
 	}
-	c.rx, err = udpbatch.NewReceiver(c.conn, batch, size)
+	var err error
+	if c.sock != nil {
+		c.rx = udpbatch.NewSocketReceiver(c.sock, batch, size)
+	} else if c.rx, err = udpbatch.NewReceiver(c.conn, batch, size); err != nil {
+		return err
+	}
 	c.segs = make([][]byte, 0, batch*(size/c.stride+1))
-	return err
+	return nil
 }
 
 // maxGROBytes is the largest coalesced datagram; groBatch how many of them
@@ -318,7 +420,7 @@ func (c *getter) segments(n int) [][]byte {
 }
 
 func (c *getter) sendAck(block int64) {
-	c.conn.Write(codec.AppendAck(c.ack[:0], uint16(block)))
+	c.write(codec.AppendAck(c.ack[:0], uint16(block)))
 	c.sinceAck = 0
 	c.lastAcked = block
 }
@@ -334,8 +436,7 @@ func (c *getter) receive() error {
 	}
 	timeouts := 0
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
-		n, err := c.rx.Recv()
+		n, err := c.recvBatch(time.Now().Add(c.opts.Timeout))
 		c.res.Syscalls = c.rx.Syscalls
 		if err != nil {
 			if c.ctx.Err() != nil {
@@ -426,7 +527,7 @@ func (c *getter) handle(pkt []byte) (bool, error) {
 		filled := false
 		for {
 			if _, err := c.out.Write(payload); err != nil {
-				c.conn.Write(codec.AppendError(nil, codec.ErrCodeDiskFull, "write failed"))
+				c.write(codec.AppendError(nil, codec.ErrCodeDiskFull, "write failed"))
 				return false, fmt.Errorf("tftp get: write: %w", err)
 			}
 			c.res.Bytes += int64(len(payload))
@@ -523,8 +624,7 @@ func (c *getter) dally() {
 	}
 	deadline := time.Now().Add(c.opts.Dally)
 	for c.ctx.Err() == nil {
-		c.conn.SetReadDeadline(deadline)
-		n, err := c.rx.Recv()
+		n, err := c.recvBatch(deadline)
 		if err != nil {
 			return
 		}

@@ -55,22 +55,23 @@ type mmsghdr struct {
 // each stride bytes long except possibly the last (the layout UDP GSO
 // needs). It is not safe for concurrent use.
 type Sender struct {
-	conn   *net.UDPConn
 	rc     syscall.RawConn
 	method Method
 	stride int
 	// per-batch state used by the write callback
-	msgs    []mmsghdr
-	iovs    []unix.Iovec
-	oob     []byte
-	name    unix.RawSockaddrInet6 // big enough for either family
-	nameLen uint32
-	hasDst  bool
-	dst     netip.AddrPort
-	first   int
-	count   int
-	err     error
-	writeFn func(fd uintptr) bool
+	msgs      []mmsghdr
+	iovs      []unix.Iovec
+	oob       []byte
+	name      unix.RawSockaddrInet6 // big enough for either family
+	nameLen   uint32
+	hasDst    bool
+	dst       netip.AddrPort
+	first     int
+	count     int
+	err       error
+	errno     unix.Errno
+	writeFn   func(fd uintptr) bool
+	sendmsgFn func(fd uintptr) bool
 
 	// Syscalls counts send system calls, Datagrams the datagrams sent.
 	Syscalls, Datagrams uint64
@@ -85,10 +86,20 @@ func NewSender(conn *net.UDPConn, dst netip.AddrPort, stride, maxPackets int, pr
 	if err != nil {
 		return nil, fmt.Errorf("udpbatch: raw conn: %w", err)
 	}
+	return newSender(rc, dst, stride, maxPackets, prefer)
+}
+
+// NewSocketSender is NewSender for a Socket: its batches block the
+// calling thread while the send buffer is full.
+func NewSocketSender(sock *Socket, dst netip.AddrPort, stride, maxPackets int, prefer Method) (*Sender, error) {
+	return newSender(sock.RawConn(), dst, stride, maxPackets, prefer)
+}
+
+func newSender(rc syscall.RawConn, dst netip.AddrPort, stride, maxPackets int, prefer Method) (*Sender, error) {
 	if stride <= 0 || maxPackets <= 0 {
 		return nil, errors.New("udpbatch: stride and maxPackets must be positive")
 	}
-	s := &Sender{conn: conn, rc: rc, stride: stride, method: prefer,
+	s := &Sender{rc: rc, stride: stride, method: prefer,
 		msgs: make([]mmsghdr, maxPackets), iovs: make([]unix.Iovec, maxPackets),
 		oob: make([]byte, unix.CmsgSpace(2))}
 	if s.method == Auto {
@@ -106,7 +117,7 @@ func NewSender(conn *net.UDPConn, dst netip.AddrPort, stride, maxPackets int, pr
 	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
 	h.SetLen(unix.CmsgLen(2))
 	binary.NativeEndian.PutUint16(s.oob[unix.CmsgLen(0):], uint16(stride))
-	s.writeFn = s.write
+	s.writeFn, s.sendmsgFn = s.write, s.sendmsg
 	return s, nil
 }
 
@@ -162,16 +173,10 @@ func (s *Sender) send(buf []byte) error {
 	switch s.method {
 	case Plain:
 		for off := 0; off < len(buf); off += s.stride {
-			end := min(off+s.stride, len(buf))
-			var err error
-			if s.hasDst {
-				_, err = s.conn.WriteToUDPAddrPort(buf[off:end], s.dst)
-			} else {
-				_, err = s.conn.Write(buf[off:end])
-			}
+			s.fillMsg(0, buf[off:min(off+s.stride, len(buf))], false)
 			s.Syscalls++
-			if err != nil {
-				return err
+			if errno := s.sendmsgOnce(); errno != 0 {
+				return errno
 			}
 			s.Datagrams++
 		}
@@ -271,20 +276,22 @@ func (s *Sender) sendVec(iovs []unix.Iovec, per, n int) error {
 // sendmsgOnce sends message 0 with sendmsg, waiting while the socket
 // buffer is full.
 func (s *Sender) sendmsgOnce() unix.Errno {
-	var errno unix.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for {
-			_, _, errno = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0].hdr)), 0)
-			if errno == unix.EINTR {
-				continue
-			}
-			return errno != unix.EAGAIN
-		}
-	})
-	if err != nil && errno == 0 {
+	s.errno = 0
+	if err := s.rc.Write(s.sendmsgFn); err != nil && s.errno == 0 {
 		return unix.EBADF
 	}
-	return errno
+	return s.errno
+}
+
+// sendmsg is the RawConn callback of sendmsgOnce.
+func (s *Sender) sendmsg(fd uintptr) bool {
+	for {
+		_, _, s.errno = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0].hdr)), 0)
+		if s.errno == unix.EINTR {
+			continue
+		}
+		return s.errno != unix.EAGAIN
+	}
 }
 
 func (s *Sender) fillMsgVec(i int, iovs []unix.Iovec, segmented bool) {
@@ -342,6 +349,7 @@ func (s *Sender) write(fd uintptr) bool {
 // It is not safe for concurrent use.
 type Receiver struct {
 	rc     syscall.RawConn
+	flags  uintptr // MSG_DONTWAIT (poller) or MSG_WAITFORONE (Socket)
 	bufs   [][]byte
 	msgs   []mmsghdr
 	iovs   []unix.Iovec
@@ -359,7 +367,18 @@ func NewReceiver(conn *net.UDPConn, batch, size int) (*Receiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udpbatch: raw conn: %w", err)
 	}
-	r := &Receiver{rc: rc, bufs: make([][]byte, batch), msgs: make([]mmsghdr, batch), iovs: make([]unix.Iovec, batch)}
+	return newReceiver(rc, unix.MSG_DONTWAIT, batch, size), nil
+}
+
+// NewSocketReceiver is NewReceiver for a Socket: Recv blocks the calling
+// thread in the kernel until a datagram arrives or the timeout set with
+// sock.RecvTimeout passes (os.ErrDeadlineExceeded).
+func NewSocketReceiver(sock *Socket, batch, size int) *Receiver {
+	return newReceiver(sock.RawConn(), unix.MSG_WAITFORONE, batch, size)
+}
+
+func newReceiver(rc syscall.RawConn, flags uintptr, batch, size int) *Receiver {
+	r := &Receiver{rc: rc, flags: flags, bufs: make([][]byte, batch), msgs: make([]mmsghdr, batch), iovs: make([]unix.Iovec, batch)}
 	backing := make([]byte, batch*size)
 	for i := range r.bufs {
 		r.bufs[i] = backing[i*size : (i+1)*size : (i+1)*size]
@@ -369,7 +388,7 @@ func NewReceiver(conn *net.UDPConn, batch, size int) (*Receiver, error) {
 		r.msgs[i].hdr.SetIovlen(1)
 	}
 	r.readFn = r.read
-	return r, nil
+	return r
 }
 
 // Recv blocks until at least one datagram is available (or the conn's read
@@ -389,7 +408,7 @@ func (r *Receiver) Packet(i int) []byte { return r.bufs[i][:r.msgs[i].len] }
 func (r *Receiver) read(fd uintptr) bool {
 	for {
 		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])),
-			uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
+			uintptr(len(r.msgs)), r.flags, 0, 0)
 		r.Syscalls++
 		switch errno {
 		case 0:
