@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,32 +30,13 @@ func TestResponderReferralBootsRealUEFIFirmware(t *testing.T) {
 	}
 	defer fl.Close()
 	s := startSite(t, ctx, "", lab.Options{Net: fl.Net, Agents: 2, ImageBytes: 512 << 10, CoreSubnet: "198.18.94.0/24"})
-	for _, a := range s.Agents {
-		if out, err := exec.Command("ip", "netns", "exec", s.Lab.HubNS(), "ebtables", "-A", "FORWARD", "-s", a.Host.MAC,
-			"-p", "IPv4", "--ip-proto", "udp", "--ip-sport", "67", "-j", "DROP").CombinedOutput(); err != nil {
-			t.Fatalf("ebtables: %v: %s", err, out)
+	for i := range s.Agents {
+		if err := s.SnoopDHCP(i); err != nil {
+			t.Fatal(err)
 		}
 	}
-	rh, err := s.AddCoreHost("responder", 3)
+	relayed, err := s.StartRelayed(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartProc(ctx, "responder", rh, "responder", "--interface", "eth0", "--central-url", s.CentralURL,
-		"--central-token", s.AdminToken, "--metrics-listen", rh.Addr.String()+":9121"); err != nil {
-		t.Fatal(err)
-	}
-	dh, err := s.AddCoreHost("dhcp", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartCommand("dhcp", dh, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--log-dhcp",
-		"--pid-file=", "--dhcp-leasefile="+filepath.Join(t.TempDir(), "leases"), "--dhcp-authoritative",
-		"--dhcp-range=198.18.93.100,198.18.93.150,255.255.255.0,10m"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartCommand("relay", s.Router, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--log-dhcp", "--pid-file=",
-		"--dhcp-relay="+s.Router.Addr.String()+","+dh.Addr.String(),
-		"--dhcp-relay="+s.Router.Addr.String()+","+rh.Addr.String()); err != nil {
 		t.Fatal(err)
 	}
 	g := &firmlab.Guest{Firmware: firmlab.OVMF, MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0x93, 0, 1}, UUID: "7e57b007-0000-4000-8000-000000000093", Name: "uefi"}
@@ -74,7 +53,7 @@ func TestResponderReferralBootsRealUEFIFirmware(t *testing.T) {
 				json.Unmarshal(e.Detail, &d)
 				if d.Outcome == "complete" && d.File == "demo-x64/bootx64.efi" && strings.HasPrefix(d.Client, "198.18.93.1") {
 					t.Logf("OVMF at %s fetched %s from agent %s through the responder after %v", d.Client, d.File, e.AgentID, time.Since(g.Started()).Round(time.Second))
-					m, err := s.Get(ctx, "http://"+rh.Addr.String()+":9121/metrics")
+					m, err := s.Get(ctx, relayed.ResponderMetricsURL())
 					if err != nil || sample(m, "peerboot_responder_referred_total") < 1 {
 						t.Fatalf("the responder referred nobody (%v): %s", err, m)
 					}
