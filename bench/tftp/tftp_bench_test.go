@@ -335,6 +335,53 @@ func BenchmarkVersusAtftpd(b *testing.B) {
 	b.ReportMetric(median(at64), "atftpd64-MB/s")
 }
 
+// BenchmarkClientModes shows how much the shared client's way of waiting
+// moves the acceptance ratio: in each round it downloads 100 MiB from
+// peerboot at 1468 x 64 and from atftpd at x 16 and x 64 with the client
+// waiting in Go's network poller ("poller"), in a blocking read
+// ("blocking"), and in a blocking read that yields its CPU after part of
+// a window ("yield", the default). It reports, per mode, the median
+// peerboot and best-atftpd rates and their ratio.
+func BenchmarkClientModes(b *testing.B) {
+	root := fixture(b)
+	const pbPort, atPort = 17311, 17312
+	servers[0].start(b, root, pbPort)
+	servers[1].start(b, root, atPort)
+	pb, at := fmt.Sprintf("127.0.0.1:%d", pbPort), fmt.Sprintf("127.0.0.1:%d", atPort)
+	modes := []struct {
+		name string
+		opts client.Options
+	}{
+		{"poller", client.Options{Poller: true}},
+		{"blocking", client.Options{NoYield: true}},
+		{"yield", client.Options{}},
+	}
+	rate := func(addr string, window int, o client.Options) float64 {
+		o.Blksize, o.Windowsize, o.Tsize, o.Dally = 1468, window, true, -1
+		res, err := client.Get(context.Background(), addr, "single.bin", io.Discard, o)
+		if err != nil || res.Bytes != singleSize {
+			b.Fatalf("download from %s: %d bytes, %v", addr, res.Bytes, err)
+		}
+		return float64(singleSize) / res.Duration.Seconds() / 1e6
+	}
+	pbRates := make([][]float64, len(modes))
+	atRates := make([][]float64, len(modes))
+	ratios := make([][]float64, len(modes))
+	for b.Loop() {
+		for i, m := range modes {
+			a16, p64, a64 := rate(at, 16, m.opts), rate(pb, 64, m.opts), rate(at, 64, m.opts)
+			pbRates[i] = append(pbRates[i], p64)
+			atRates[i] = append(atRates[i], max(a16, a64))
+			ratios[i] = append(ratios[i], p64/max(a16, a64))
+		}
+	}
+	for i, m := range modes {
+		b.ReportMetric(median(pbRates[i]), m.name+"-peerboot64-MB/s")
+		b.ReportMetric(median(atRates[i]), m.name+"-atftpd-best-MB/s")
+		b.ReportMetric(median(ratios[i]), m.name+"-ratio64")
+	}
+}
+
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)

@@ -40,6 +40,9 @@ type Options struct {
 	// thread (udpbatch.Socket), which a server's datagram wakes directly;
 	// the others use the poller, where many cost no thread each.
 	Poller bool
+	// NoYield keeps a blocking download from yielding its CPU after part
+	// of a window has arrived (see receive); for comparisons.
+	NoYield bool
 }
 
 // blockingDownloads counts the downloads using a blocking socket.
@@ -436,6 +439,14 @@ func (c *getter) receive() error {
 	}
 	timeouts := 0
 	for {
+		if c.sock != nil && c.sinceAck > 0 && !c.opts.NoYield {
+			// Part of a window is in: before blocking for the rest, let a
+			// sender that shares this CPU (a server on the same host) run
+			// on, so the rest arrives as one batch instead of one wake-up
+			// per datagram, each stealing the sender's CPU. With nothing
+			// else runnable here it returns at once.
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		}
 		n, err := c.recvBatch(time.Now().Add(c.opts.Timeout))
 		c.res.Syscalls = c.rx.Syscalls
 		if err != nil {
