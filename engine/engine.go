@@ -251,6 +251,10 @@ func (e *Engine) read() error {
 			e.c.ringFull.Add(uint64(n))
 			continue
 		}
+		now := Now()
+		for _, p := range batch[:n] {
+			p.Received = now
+		}
 		inline := min(n, e.inline)
 		e.serveInline(batch[:inline])
 		for i := inline; i < n; i++ {

@@ -281,3 +281,44 @@ func TestNewRejectsMissingParts(t *testing.T) {
 		t.Error("New without a handler succeeded")
 	}
 }
+
+// stampHandler records the arrival stamps the handler sees.
+type stampHandler struct{ stamps chan int64 }
+
+func (h stampHandler) Handle(req *engine.Packet, _ *engine.ReplyBuffer) bool {
+	h.stamps <- req.Received
+	return false
+}
+
+// TestPacketsCarryTheirReadTime: every packet reaches the handler stamped
+// with the engine clock at its read; the packets of one read share the
+// stamp (the clock is read once per read), inline and through the ring.
+func TestPacketsCarryTheirReadTime(t *testing.T) {
+	for _, inline := range []int{0, 32} {
+		sock := memsock.New(64)
+		const n = 6
+		for i := range n {
+			if !sock.InjectFrame(discoverFrame(uint32(200 + i))) {
+				t.Fatal("inject refused")
+			}
+		}
+		before := engine.Now()
+		h := stampHandler{stamps: make(chan int64, n)}
+		start(t, sock, h, engine.Config{Workers: 2, Batch: 32, InlineMax: inline})
+		var first int64
+		for i := range n {
+			var got int64
+			select {
+			case got = <-h.stamps:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("inline %d: packet %d not handled", inline, i)
+			}
+			if i == 0 {
+				first = got
+			}
+			if got < before || got > engine.Now() || got != first {
+				t.Errorf("inline %d: packet %d stamped %d, want %d (one read) within [%d, now]", inline, i, got, first, before)
+			}
+		}
+	}
+}

@@ -2,9 +2,19 @@ package engine
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/peerboot/peerboot/codec/frame"
 )
+
+// epoch is the origin of Now.
+var epoch = time.Now()
+
+// Now is the engine's clock: monotonic nanoseconds since the process
+// started (never 0 once the process has run a nanosecond). Packet.Received
+// is on this clock, so rate limiters and caches keyed on arrival time can
+// use it without reading the clock for every packet.
+func Now() int64 { return int64(time.Since(epoch)) + 1 }
 
 // MaxFrame is the size of every preallocated receive and reply buffer: an
 // Ethernet frame of a 1500-byte MTU with a VLAN tag fits with room to spare.
@@ -33,6 +43,10 @@ type Packet struct {
 	SrcPort, DstPort uint16
 	// IfIndex is the interface the packet arrived on.
 	IfIndex int
+	// Received is when the read that returned the packet completed, on
+	// the Now clock; 0 when unknown (a packet not read by an Engine).
+	// The engine reads the clock once per read, not per packet.
+	Received int64
 	// Decoded holds the decoded headers of Frame (raw path only; its
 	// slices alias Frame), e.g. the 802.1Q tag.
 	Decoded frame.Frame
@@ -51,6 +65,7 @@ func (p *Packet) reset() {
 	p.SrcMAC, p.DstMAC = [6]byte{}, [6]byte{}
 	p.SrcIP, p.DstIP = netip.Addr{}, netip.Addr{}
 	p.SrcPort, p.DstPort, p.IfIndex = 0, 0, 0
+	p.Received = 0
 	p.Decoded = frame.Frame{}
 }
 

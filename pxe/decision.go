@@ -35,6 +35,8 @@ type Client struct {
 	GIAddr    netip.Addr // relay address; invalid when not relayed
 	CircuitID []byte     // option 82 sub-option 1
 	RemoteID  []byte     // option 82 sub-option 2
+	// Received is when the request arrived, on the engine.Now clock.
+	Received int64
 }
 
 // Relayed reports whether the request came through a DHCP relay.

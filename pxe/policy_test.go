@@ -222,3 +222,22 @@ func TestStickyRetriesGetSameAnswer(t *testing.T) {
 		t.Fatalf("expired entry still used: %q", d4.BootFile)
 	}
 }
+
+// TestStickyUsesArrivalStamp: the cache ages entries by the client's
+// arrival stamp when it has one, without reading the clock.
+func TestStickyUsesArrivalStamp(t *testing.T) {
+	inner := &countingDecider{next: "first.efi"}
+	s := NewSticky(inner, time.Minute)
+	s.now = func() int64 { t.Fatal("sticky read the clock for a stamped client"); return 0 }
+	c := &Client{MAC: [6]byte{0x52, 0x54, 0, 0, 0, 9}, Class: ClassEFI64, Received: 1e12}
+	d1, _ := s.Decide(context.Background(), c)
+	inner.next = "second.efi"
+	c.Received += int64(30 * time.Second)
+	if d2, _ := s.Decide(context.Background(), c); d2 != d1 {
+		t.Fatalf("retry within the TTL got %+v, want %+v", d2, d1)
+	}
+	c.Received += int64(time.Minute)
+	if d3, _ := s.Decide(context.Background(), c); d3.BootFile != "second.efi" {
+		t.Fatalf("retry after the TTL got the expired answer %q", d3.BootFile)
+	}
+}

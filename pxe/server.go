@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync/atomic"
-	"time"
 
 	"github.com/peerboot/peerboot/codec/dhcp"
 	"github.com/peerboot/peerboot/engine"
@@ -74,20 +73,12 @@ type counters struct {
 	decideErrors, buildErrors, offers, acks, ipxe, relayed atomic.Uint64
 }
 
-// scratch is the per-call working memory: a decoded packet (several KiB)
-// and the client description handed to the Decider.
-type scratch struct {
-	pkt    dhcp.Packet
-	client Client
-	b      dhcp.Builder
-}
-
 // Server answers PXE clients. It implements engine.Handler.
 type Server struct {
 	cfg     Config
 	ctx     context.Context
 	sip     [4]byte
-	free    chan *scratch
+	scratch scratchPool
 	macLim  macLimiter
 	global  globalLimiter
 	c       counters
@@ -118,22 +109,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	n := 4 * runtime.GOMAXPROCS(0)
-	if n < 16 {
-		n = 16
-	}
 	s := &Server{
-		cfg:  cfg,
-		ctx:  ctx,
-		sip:  cfg.ServerIP.As4(),
-		free: make(chan *scratch, n),
-		now:  func() int64 { return time.Now().UnixNano() },
+		cfg: cfg,
+		ctx: ctx,
+		sip: cfg.ServerIP.As4(),
+		now: engine.Now,
 	}
+	s.scratch.init(max(16, 4*runtime.GOMAXPROCS(0)))
 	s.macLim.g = newGCRA(cfg.PerMACRate, cfg.PerMACBurst)
 	s.global.g = newGCRA(cfg.GlobalRate, cfg.GlobalBurst)
-	for range n {
-		s.free <- new(scratch)
-	}
 	s.debugOn = cfg.Logger.Enabled(ctx, slog.LevelDebug)
 	return s, nil
 }
@@ -153,9 +137,9 @@ func (s *Server) Stats() Stats {
 // counts) everything else. It does not allocate.
 func (s *Server) Handle(req *engine.Packet, reply *engine.ReplyBuffer) bool {
 	s.c.handled.Add(1)
-	sc := <-s.free
+	sc := s.scratch.get()
 	ok := s.handle(sc, req, reply)
-	s.free <- sc
+	s.scratch.put(sc)
 	return ok
 }
 
@@ -196,8 +180,12 @@ func (s *Server) handle(sc *scratch, req *engine.Packet, reply *engine.ReplyBuff
 	}
 	c := &sc.client
 	fillClient(c, p, vc, kind)
-	now := s.now()
-	if !s.macLim.allow(c.MAC, now) || !s.global.allow(now) {
+	// The engine stamps every packet with the time of its read, so the
+	// clock is read once per batch rather than per request.
+	if c.Received = req.Received; c.Received == 0 {
+		c.Received = s.now()
+	}
+	if !s.macLim.allow(c.MAC, c.Received) || !s.global.allow(c.Received) {
 		s.c.rateLimited.Add(1)
 		return false
 	}

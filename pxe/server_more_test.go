@@ -232,6 +232,33 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// TestRateLimitUsesArrivalStamp: a packet stamped by the engine is rate
+// limited at its arrival time, not at the time the server reads the clock.
+func TestRateLimitUsesArrivalStamp(t *testing.T) {
+	s := newTestServer(t, func(c *Config, _ *StaticPolicy) {
+		c.PerMACRate, c.PerMACBurst = 1, 1
+		c.GlobalRate = -1
+	})
+	s.now = func() int64 { t.Fatal("server read the clock for a stamped packet"); return 0 }
+	at := int64(1e15)
+	answered := func() bool {
+		req := discoverTo(synthRequest(t, dhcp.Discover, macA, 7, "PXEClient:Arch:00007", "", [4]byte{}, nil), 67)
+		req.Received = at
+		_, _, _, ok := serve(t, s, req)
+		return ok
+	}
+	if !answered() {
+		t.Fatal("first request not answered")
+	}
+	if answered() {
+		t.Fatal("second request at the same arrival time answered past a burst of 1")
+	}
+	at += 2e9
+	if !answered() {
+		t.Fatal("request arriving 2 s later not answered")
+	}
+}
+
 func TestRetriesGetSameAnswer(t *testing.T) {
 	s := newTestServer(t, nil)
 	ovmf := loadCapture(t, ovmfCapture)

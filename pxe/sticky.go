@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/peerboot/peerboot/engine"
 )
 
 type stickyKey struct {
@@ -43,7 +45,7 @@ type Sticky struct {
 
 // NewSticky returns d wrapped so retries are answered alike for ttl.
 func NewSticky(d Decider, ttl time.Duration) *Sticky {
-	return &Sticky{Inner: d, TTL: ttl, now: func() int64 { return time.Now().UnixNano() }}
+	return &Sticky{Inner: d, TTL: ttl, now: engine.Now}
 }
 
 // Decide implements Decider.
@@ -55,7 +57,10 @@ func (s *Sticky) Decide(ctx context.Context, c *Client) (Decision, error) {
 	}
 	sh := &s.shards[h%stickyShards]
 	base := int(h/stickyShards) % stickyShardSize
-	now := s.now()
+	now := c.Received // the arrival time the Server stamped, if any
+	if now == 0 {
+		now = s.now()
+	}
 	sh.mu.Lock()
 	for i := 0; i < stickyProbe; i++ {
 		sl := &sh.slots[(base+i)%stickyShardSize]

@@ -31,6 +31,10 @@ type agentCounters struct {
 	PXE struct {
 		Handled, Malformed, NotPXE, WrongPort, Offers, Acks, RelayedOffers uint64
 	} `json:"pxe"`
+	Runtime struct {
+		GCs     uint32 `json:"gcs"`
+		Mallocs uint64 `json:"mallocs"`
+	} `json:"runtime"`
 }
 
 type agentLab struct {

@@ -185,9 +185,10 @@ func BenchmarkProxyDHCP(b *testing.B) {
 		if c.PXE.Acks < exchanges {
 			b.Fatalf("agent counted %d ACKs for %d completed exchanges", c.PXE.Acks, exchanges)
 		}
-		b.Logf("agent engine: %d packets in %d reads (%.1f per wake-up), %d dropped by the kernel queue, %d at the ring",
+		b.Logf("agent engine: %d packets in %d reads (%.1f per wake-up), %d dropped by the kernel queue, %d at the ring; "+
+			"Go runtime while serving: %d GCs, %d heap objects allocated",
 			c.Engine.Received, c.Engine.Reads, float64(c.Engine.Received)/float64(max(c.Engine.Reads, 1)),
-			c.Engine.DroppedKernel, c.Engine.DroppedRingFull)
+			c.Engine.DroppedKernel, c.Engine.DroppedRingFull, c.Runtime.GCs, c.Runtime.Mallocs)
 	})
 	b.Run("server=dnsmasq", func(b *testing.B) {
 		const subnet = "198.18.45.0/24"

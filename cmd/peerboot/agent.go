@@ -61,7 +61,6 @@ type agentConfig struct {
 	CPUProfile  string
 	PerMACRate  float64
 	GlobalRate  float64
-	DecisionTTL time.Duration
 	LogLevel    string
 	StatsFile   string
 }
@@ -90,7 +89,6 @@ func (c *agentConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxProcs, "max-procs", 0, "CPU cores the agent runs Go code on at once (GOMAXPROCS; 0: the runtime's default)")
 	fs.Float64Var(&c.PerMACRate, "per-mac-rate", 4, "requests per second answered per client (negative: no limit)")
 	fs.Float64Var(&c.GlobalRate, "global-rate", 20000, "requests per second answered in total (negative: no limit)")
-	fs.DurationVar(&c.DecisionTTL, "decision-ttl", 5*time.Minute, "how long retries of a client get the same answer")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.StatsFile, "stats-file", "", "write the counters as JSON to this file on exit")
 }
@@ -200,7 +198,11 @@ func newStandaloneAgent(cfg agentConfig, stderr io.Writer) (*standaloneAgent, er
 	if err != nil {
 		return nil, err
 	}
-	return &standaloneAgent{cfg: cfg, log: log, serverIP: ip, decider: pxe.NewSticky(pol, cfg.DecisionTTL)}, nil
+	// The static table's answer is a function of the client's MAC, boot
+	// class and iPXE-ness alone, so retries get the same answer without
+	// the cache (pxe.Sticky) that deciders which may change their mind
+	// need.
+	return &standaloneAgent{cfg: cfg, log: log, serverIP: ip, decider: pol}, nil
 }
 
 // agentAddress is --server-ip or the interface's first IPv4 address.
@@ -236,6 +238,22 @@ type agentStats struct {
 	BootServer engine.Counters `json:"boot_server"`
 	PXE        pxe.Stats       `json:"pxe"`
 	TFTP       tftp.Counters   `json:"tftp"`
+	Runtime    runtimeStats    `json:"runtime"`
+}
+
+// runtimeStats is what the Go runtime did while the agent served: the
+// packet path allocates nothing, so with no TFTP transfer both stay near 0
+// whatever the load.
+type runtimeStats struct {
+	GCs     uint32 `json:"gcs"`     // garbage collections
+	Mallocs uint64 `json:"mallocs"` // heap objects allocated
+}
+
+// runtimeSince returns the runtime's counts since before.
+func runtimeSince(before *runtime.MemStats) runtimeStats {
+	var now runtime.MemStats
+	runtime.ReadMemStats(&now)
+	return runtimeStats{GCs: now.NumGC - before.NumGC, Mallocs: now.Mallocs - before.Mallocs}
 }
 
 // sumCounters adds the counters of several engines.
@@ -370,11 +388,13 @@ func (a *standaloneAgent) run(ctx context.Context, stdout io.Writer) error {
 	if !a.cfg.Snooping && a.cfg.UDPBoot {
 		ports = append(ports, pxe.PortBootServer)
 	}
+	var ready runtime.MemStats
+	runtime.ReadMemStats(&ready)
 	a.log.Info("agent ready", "mode", "standalone", "interface", a.cfg.Interface, "server", a.serverIP,
 		"ports", ports, "tftp", tconn.LocalAddr().String(), "tftp_root", a.cfg.TFTPRoot)
 	wg.Wait()
 	close(errc)
-	st := agentStats{PXE: srv.Stats(), TFTP: tsrv.Counters()}
+	st := agentStats{PXE: srv.Stats(), TFTP: tsrv.Counters(), Runtime: runtimeSince(&ready)}
 	all := make([]engine.Counters, len(engines))
 	for i, e := range engines {
 		all[i] = e.Counters()

@@ -2,13 +2,14 @@ package rawsock_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
-	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 
 	"github.com/peerboot/peerboot/codec/frame"
@@ -25,48 +26,45 @@ import (
 //
 // It runs for each way of receiving (receive ring, recvmmsg), sending
 // (transmit ring, sendmmsg and write) and dispatching (workers only, the
-// reader serving inline with batched sends).
+// reader serving inline with batched sends). Every reply's UDP checksum
+// must verify, or, where the frame is still marked for checksum offload
+// (the transmit ring asks for it), verify once completed; with the
+// server's device unable to offload, the kernel completes it.
 func TestEngineServesOverRawSocket(t *testing.T) {
 	srv, cli := enginetest.Pair(t, "198.19.42.0/24")
 	for _, tc := range []struct {
-		name   string
-		sock   rawsock.Config
-		inline int
+		name      string
+		sock      rawsock.Config
+		inline    int
+		noOffload bool // turn off the server device's transmit checksum offload
 	}{
-		{"rings/workers", rawsock.Config{}, 0},
-		{"rings/inline", rawsock.Config{}, 32},
-		{"rx-ring+sendmmsg/inline", rawsock.Config{NoTxRing: true}, 32},
-		{"rx-ring+write/workers", rawsock.Config{NoTxRing: true}, 0},
-		{"recvmmsg/inline", rawsock.Config{NoRing: true}, 32},
+		{"rings/workers", rawsock.Config{}, 0, false},
+		{"rings/inline", rawsock.Config{}, 32, false},
+		{"rx-ring+sendmmsg/inline", rawsock.Config{NoTxRing: true}, 32, false},
+		{"rx-ring+write/workers", rawsock.Config{NoTxRing: true}, 0, false},
+		{"recvmmsg/inline", rawsock.Config{NoRing: true}, 32, false},
+		{"rings/inline/device-without-checksum-offload", rawsock.Config{}, 32, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.noOffload {
+				setTxChecksumOffload(t, srv, "eth0", false)
+				t.Cleanup(func() { setTxChecksumOffload(t, srv, "eth0", true) })
+			}
 			tc.sock.Interface, tc.sock.Ports = "eth0", servedPorts
 			s := openIn(t, srv, tc.sock)
 			if tc.sock.NoRing != (s.RingError() != nil) || (tc.sock.NoRing || tc.sock.NoTxRing) != (s.TxRingError() != nil) {
 				t.Fatalf("ring errors: receive %v, transmit %v", s.RingError(), s.TxRingError())
 			}
 			e := enginetest.RunWith(t, engine.Config{Socket: s, Handler: enginetest.ReplyHandler{}, Workers: 2, RingSize: 64, InlineMax: tc.inline})
-			serveOverRawSocket(t, srv, cli, e)
+			serveOverRawSocket(t, srv, cli, e, tc.noOffload)
 		})
 	}
 }
 
-func serveOverRawSocket(t *testing.T, srv, cli *netlab.Host, e *engine.Engine) {
-
+func serveOverRawSocket(t *testing.T, srv, cli *netlab.Host, e *engine.Engine, wantComplete bool) {
 	srvMAC, _ := net.ParseMAC(srv.MAC)
 	cliMAC, _ := net.ParseMAC(cli.MAC)
-	var capture *packet.Conn
-	if err := cli.Do(func() (err error) {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		capture, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer capture.Close()
+	capture := captureSocket(t, cli)
 	udp := enginetest.ListenUDP(t, cli, 67)
 
 	// await reads frames on cli until a UDP reply with xid arrives.
@@ -74,9 +72,11 @@ func serveOverRawSocket(t *testing.T, srv, cli *netlab.Host, e *engine.Engine) {
 		t.Helper()
 		buf := make([]byte, 2048)
 		deadline := time.Now().Add(10 * time.Second)
-		capture.SetReadDeadline(deadline)
 		for time.Now().Before(deadline) {
-			n, _, err := capture.ReadFrom(buf)
+			n, status, err := readWithStatus(capture, buf)
+			if errors.Is(err, unix.EAGAIN) {
+				continue
+			}
 			if err != nil {
 				t.Fatalf("waiting for reply %#x: %v (counters %+v)", xid, err, e.Counters())
 			}
@@ -85,8 +85,14 @@ func serveOverRawSocket(t *testing.T, srv, cli *netlab.Host, e *engine.Engine) {
 				continue
 			}
 			if f.Payload[0] == 2 && binary.BigEndian.Uint32(f.Payload[4:]) == xid {
-				if !f.UDPChecksumValid() {
-					t.Errorf("reply %#x has a bad UDP checksum", xid)
+				offloaded := status&unix.TP_STATUS_CSUMNOTREADY != 0
+				switch {
+				case offloaded && wantComplete:
+					t.Errorf("reply %#x still waits for checksum offload on a device without it", xid)
+				case offloaded && !completedChecksumValid(buf[:n]):
+					t.Errorf("reply %#x is marked for checksum offload but its checksum field %#04x is not the pseudo-header sum", xid, f.UDP.Checksum)
+				case !offloaded && (!f.UDPChecksumValid() || f.UDP.Checksum == 0):
+					t.Errorf("reply %#x has a bad UDP checksum %#04x", xid, f.UDP.Checksum)
 				}
 				return f
 			}
@@ -133,5 +139,104 @@ func serveOverRawSocket(t *testing.T, srv, cli *netlab.Host, e *engine.Engine) {
 	}
 	if c.Received != 2 || c.Sent != 2 || c.SendErrors != 0 || c.Malformed != 0 {
 		t.Errorf("counters = %+v", c)
+	}
+}
+
+// captureSocket is an AF_PACKET socket on h's eth0 receiving every IPv4
+// frame, with PACKET_AUXDATA so each frame's status says whether its
+// checksum is still to be completed by offload (TP_STATUS_CSUMNOTREADY),
+// and a 100 ms receive timeout.
+func captureSocket(t *testing.T, h *netlab.Host) int {
+	t.Helper()
+	fd := -1
+	if err := h.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP))); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index})
+	}); err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		t.Fatalf("capture socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// readWithStatus reads one frame and its tpacket_auxdata.tp_status.
+func readWithStatus(fd int, buf []byte) (n int, status uint32, err error) {
+	oob := make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{}))))
+	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 4 {
+			return n, binary.NativeEndian.Uint32(m.Data), nil
+		}
+	}
+	return 0, 0, errors.New("no PACKET_AUXDATA with the frame")
+}
+
+// completedChecksumValid completes an offloaded UDP checksum as a NIC
+// does (the checksum of the datagram, whose checksum field holds the
+// pseudo-header sum) and reports whether the result verifies.
+func completedChecksumValid(b []byte) bool {
+	b = append([]byte(nil), b...)
+	udp := b[frame.HeaderLen-frame.UDPHeaderLen:]
+	sum := frame.Checksum(udp)
+	if sum == 0 {
+		sum = 0xffff
+	}
+	binary.BigEndian.PutUint16(udp[6:], sum)
+	var f frame.Frame
+	return frame.DecodeUDP4(b, &f) == nil && f.UDPChecksumValid()
+}
+
+// setTxChecksumOffload turns the transmit checksum offload of h's device
+// on or off (ethtool -K DEV tx on|off, through the ETHTOOL_STXCSUM ioctl).
+func setTxChecksumOffload(t *testing.T, h *netlab.Host, dev string, on bool) {
+	t.Helper()
+	const ethtoolSTxCsum = 0x17 // ETHTOOL_STXCSUM
+	value := struct{ cmd, data uint32 }{cmd: ethtoolSTxCsum}
+	if on {
+		value.data = 1
+	}
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer
+		_    [16]byte
+	}
+	copy(ifr.name[:], dev)
+	ifr.data = unsafe.Pointer(&value)
+	if err := h.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+			return e
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("setting transmit checksum offload of %s to %v: %v", dev, on, err)
 	}
 }

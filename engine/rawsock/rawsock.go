@@ -1,6 +1,7 @@
 package rawsock
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -77,17 +78,26 @@ type Socket struct {
 	rerr       error
 	readFn     func(fd uintptr) bool
 	pending    []*engine.Packet
-	epfd       int // private epoll instance holding the socket for input
-	epEvents   [1]unix.EpollEvent
+	epfd       int           // private epoll instance holding the socket for input
 	otherHost  atomic.Uint64 // frames for another host, skipped
 	kernelDrop atomic.Uint64 // frames the kernel dropped (ring or buffer full)
 
-	// transmit ring (nil: sendmmsg and write); txMu orders the slots
-	// between the reader's Queue and the workers' Send
+	// transmit ring on a socket of its own (nil: sendmmsg and write on
+	// fd); txMu orders the slots between the reader's Queue and the
+	// workers' Send
 	tx      *txRing
+	txfd    int // the transmit ring's socket, or fd
 	txErr   error
 	txMu    sync.Mutex
 	txSlots []int // slots the reader queued since the last Flush
+	// batchHeld: the reader holds mu for reading and txMu from the first
+	// Queue of a batch to its Flush, rather than taking both for every
+	// reply (workers' Send waits for the batch meanwhile)
+	batchHeld bool
+	// kickAddr is the destination of every kick: the interface and the
+	// IPv4 EtherType, so the kernel need not parse each frame's header to
+	// learn its protocol (the transmit socket is bound with protocol 0)
+	kickAddr unix.RawSockaddrLinklayer
 
 	// batch send state (Queue, Flush), used by one goroutine
 	txHdrs []unix.Mmsghdr
@@ -103,19 +113,6 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // Open creates the socket in the calling thread's network namespace.
 func Open(cfg Config) (*Socket, error) {
-	s, err := open(cfg)
-	if txErr := errors.Unwrap(err); errors.Is(err, errTxRing) && !cfg.NoTxRing {
-		// The kernel refused the transmit ring after the socket was
-		// committed to it: start again without.
-		cfg.NoTxRing = true
-		if s, err = open(cfg); err == nil {
-			s.txErr = txErr
-		}
-	}
-	return s, err
-}
-
-func open(cfg Config) (*Socket, error) {
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
 		return nil, fmt.Errorf("rawsock: interface %q: %w", cfg.Interface, err)
@@ -158,6 +155,7 @@ func open(cfg Config) (*Socket, error) {
 	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
 	s := &Socket{
 		fd:      fd,
+		txfd:    fd,
 		ifIndex: ifi.Index,
 		ip:      src.As4(),
 		filter:  flt,
@@ -172,25 +170,27 @@ func open(cfg Config) (*Socket, error) {
 	if cfg.NoRing {
 		s.ringErr = s.txErr
 	} else {
-		rc := ringSize(cfg)
-		if !cfg.NoTxRing {
-			rc.txFrames = 4 * cfg.Batch
-		}
-		var txErr error
-		s.ring, s.tx, txErr, s.ringErr = setupRings(fd, rc)
-		if rc.txFrames > 0 {
-			s.txErr = txErr
-		}
-		if errors.Is(s.ringErr, errTxRing) {
-			return fail(s.ringErr)
-		}
+		s.ring, s.ringErr = setupRxRing(fd, ringSize(cfg))
 		if s.ringErr != nil {
 			s.txErr = s.ringErr
+		} else if !cfg.NoTxRing {
+			var txfd int
+			if txfd, s.tx, s.txErr = openTxSocket(ifi.Index, 4*cfg.Batch); s.txErr == nil {
+				s.txfd = txfd
+				s.kickAddr = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_IP), Ifindex: int32(ifi.Index)}
+			}
 		}
+	}
+	closeRings := func() {
+		if s.tx != nil {
+			unix.Close(s.txfd)
+			s.tx.close()
+		}
+		s.ring.close()
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}
 	if err := unix.Bind(fd, sa); err != nil {
-		s.ring.close()
+		closeRings()
 		return fail(fmt.Errorf("rawsock: bind to %s: %w", cfg.Interface, err))
 	}
 	copy(s.mac[:], ifi.HardwareAddr)
@@ -208,7 +208,7 @@ func open(cfg Config) (*Socket, error) {
 		// turns writable each time a sent frame's buffer is released,
 		// at a wake-up attempt per reply.
 		if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-			s.ring.close()
+			closeRings()
 			return fail(fmt.Errorf("rawsock: epoll: %w", err))
 		}
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}
@@ -218,7 +218,7 @@ func open(cfg Config) (*Socket, error) {
 		}
 		if err != nil {
 			unix.Close(s.epfd)
-			s.ring.close()
+			closeRings()
 			return fail(fmt.Errorf("rawsock: epoll: %w", err))
 		}
 		pollFD = s.epfd
@@ -230,8 +230,8 @@ func open(cfg Config) (*Socket, error) {
 		s.file.Close()
 		if s.ring != nil {
 			unix.Close(fd)
-			s.ring.close()
 		}
+		closeRings()
 		flt.Close()
 		return nil, fmt.Errorf("rawsock: %w", err)
 	}
@@ -363,11 +363,16 @@ func (s *Socket) readRing(pkts []*engine.Packet) (int, error) {
 }
 
 // fromRing is called by the runtime poller (so Close waits for it before
-// the ring is unmapped); false means "wait for readiness". It drains the
-// private epoll instance's ready list before looking at the ring, so a
-// block retired meanwhile makes it readable again.
+// the ring is unmapped); false means "wait for readiness".
+//
+// It needs no system call: the private epoll instance is never read.
+// Every block the kernel retires wakes the socket's wait queue, whose
+// epoll callback wakes the private instance's own pollers (the runtime's
+// epoll, edge-triggered) whether or not the socket is already on the
+// private ready list; and when the runtime's epoll asks the private
+// instance whether it is readable, the private instance polls the socket
+// and drops it from its ready list if no block is ready.
 func (s *Socket) fromRing(uintptr) bool {
-	_, _, _ = unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(s.epfd), uintptr(unsafe.Pointer(&s.epEvents[0])), uintptr(len(s.epEvents)), 0, 0, 0)
 	n, other := s.ring.read(s.pending, s.ifIndex)
 	if other > 0 {
 		s.otherHost.Add(other)
@@ -414,7 +419,7 @@ func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.
 		return s.kick()
 	}
 	for tries := 0; ; tries++ {
-		_, err := unix.Write(s.fd, buf)
+		_, err := unix.Write(s.txfd, buf)
 		if err == nil {
 			return nil
 		}
@@ -425,7 +430,7 @@ func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.
 			return fmt.Errorf("rawsock: send: %w", err)
 		}
 		// The device queue is full: wait a little for room.
-		pfd := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+		pfd := [1]unix.PollFd{{Fd: int32(s.txfd), Events: unix.POLLOUT}}
 		_, _ = unix.Poll(pfd[:], 10)
 	}
 }
@@ -445,10 +450,39 @@ func (s *Socket) buildFrame(reply *engine.ReplyBuffer, dst engine.Destination) (
 	if !ok {
 		return nil, errors.New("rawsock: reply too large")
 	}
+	if s.tx != nil {
+		// The transmit ring asks the kernel for checksum offload (see
+		// txRing.fill): the UDP checksum field carries the
+		// pseudo-header's sum, which the NIC, or the kernel for a device
+		// without offload, completes over the datagram, as for any UDP
+		// socket's datagram.
+		h.Mode = frame.ComputeNoUDPChecksum
+	}
 	if _, err := frame.PutHeaders(buf, &h, len(buf)-frame.HeaderLen); err != nil {
 		return nil, fmt.Errorf("rawsock: building frame: %w", err)
 	}
+	if s.tx != nil {
+		binary.BigEndian.PutUint16(buf[udpChecksumOff:], pseudoHeaderSum(h.IP.Src, h.IP.Dst, uint16(len(buf)-udpOff)))
+	}
 	return buf, nil
+}
+
+// Offsets in an untagged reply frame without IPv4 options.
+const (
+	udpOff         = frame.HeaderLen - frame.UDPHeaderLen
+	udpChecksumOff = udpOff + 6
+)
+
+// pseudoHeaderSum is the folded one's-complement sum (not complemented)
+// of the IPv4 pseudo-header of a UDP datagram of udpLen bytes: what a
+// CHECKSUM_PARTIAL datagram carries in its checksum field.
+func pseudoHeaderSum(src, dst [4]byte, udpLen uint16) uint16 {
+	var ph [12]byte
+	copy(ph[0:4], src[:])
+	copy(ph[4:8], dst[:])
+	ph[9] = frame.ProtocolUDP
+	binary.BigEndian.PutUint16(ph[10:], udpLen)
+	return ^frame.Checksum(ph[:])
 }
 
 // Queue implements engine.BatchSender: it builds the reply's frame in
@@ -461,16 +495,25 @@ func (s *Socket) Queue(req *engine.Packet, reply *engine.ReplyBuffer, dst engine
 		return err
 	}
 	if s.tx != nil {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		if s.closed {
-			return engine.ErrClosed
+		if !s.batchHeld {
+			s.mu.RLock()
+			if s.closed {
+				s.mu.RUnlock()
+				return engine.ErrClosed
+			}
+			s.txMu.Lock()
+			s.batchHeld = true
 		}
 		if len(s.txSlots) == cap(s.txSlots) {
 			s.txSent += s.flushTxRing()
 		}
-		slot, err := s.toTxRing(buf)
+		slot, err := s.toTxRingLocked(buf)
 		if err != nil {
+			if len(s.txSlots) == 0 {
+				// Nothing of this batch waits for Flush, which the
+				// engine calls only after a successful Queue.
+				s.releaseBatch()
+			}
 			return err
 		}
 		s.txSlots = append(s.txSlots, slot)
@@ -494,14 +537,12 @@ func (s *Socket) Queue(req *engine.Packet, reply *engine.ReplyBuffer, dst engine
 // afterwards even on error.
 func (s *Socket) Flush() (int, error) {
 	if s.tx != nil {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		if s.closed {
-			s.txSlots = s.txSlots[:0]
-			return s.txSent, engine.ErrClosed
-		}
-		sent := s.txSent + s.flushTxRing()
+		sent := s.txSent
 		s.txSent = 0
+		if s.batchHeld {
+			sent += s.flushTxRing()
+			s.releaseBatch()
+		}
 		return sent, nil
 	}
 	sent, err := s.flush()
@@ -527,7 +568,7 @@ func (s *Socket) flush() (int, error) {
 		// non-blocking), so the runtime need not hand this thread's P to
 		// another thread while the frames go out, which costs a thread
 		// wake-up when sending a batch takes longer than sysmon's tick.
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.txHdrs[sent])), uintptr(n-sent), 0, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.txfd), uintptr(unsafe.Pointer(&s.txHdrs[sent])), uintptr(n-sent), 0, 0, 0)
 		switch {
 		case e == 0:
 			sent += int(r)
@@ -538,35 +579,46 @@ func (s *Socket) flush() (int, error) {
 			return sent, fmt.Errorf("rawsock: sendmmsg: %w", e)
 		}
 		tries++
-		pfd := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+		pfd := [1]unix.PollFd{{Fd: int32(s.txfd), Events: unix.POLLOUT}}
 		_, _ = unix.Poll(pfd[:], 10)
 	}
 	return sent, nil
 }
 
-// toTxRing copies a frame into the next transmit slot, waiting briefly
-// for the kernel to free one when the ring is full. The caller holds
-// s.mu for reading.
+// releaseBatch ends the reader's hold on the transmit ring.
+func (s *Socket) releaseBatch() {
+	s.batchHeld = false
+	s.txMu.Unlock()
+	s.mu.RUnlock()
+}
+
+// toTxRing copies a frame into the next transmit slot (see
+// toTxRingLocked). The caller holds s.mu for reading.
 func (s *Socket) toTxRing(frame []byte) (int, error) {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
+	return s.toTxRingLocked(frame)
+}
+
+// toTxRingLocked copies a frame into the next transmit slot, waiting
+// briefly for the kernel to free one when the ring is full. The caller
+// holds s.mu for reading and s.txMu.
+func (s *Socket) toTxRingLocked(frame []byte) (int, error) {
 	if len(frame) > txMaxFrame {
 		return 0, fmt.Errorf("rawsock: frame of %d bytes does not fit a transmit slot", len(frame))
 	}
 	for tries := 0; ; tries++ {
-		s.txMu.Lock()
-		slot, ok := s.tx.claim()
-		if ok {
+		if slot, ok := s.tx.claim(); ok {
 			s.tx.fill(slot, frame)
-			s.txMu.Unlock()
 			return slot, nil
 		}
-		s.txMu.Unlock()
 		if tries == 3 {
 			return 0, errors.New("rawsock: transmit ring full")
 		}
 		// Every slot waits: have the kernel send them, then wait a
 		// little for room.
 		_ = s.kick()
-		pfd := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+		pfd := [1]unix.PollFd{{Fd: int32(s.txfd), Events: unix.POLLOUT}}
 		_, _ = unix.Poll(pfd[:], 10)
 	}
 }
@@ -593,7 +645,8 @@ func (s *Socket) flushTxRing() int {
 // with no data. It is a raw system call for the reason given in flush.
 func (s *Socket) kick() error {
 	for {
-		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.txfd), 0, 0, unix.MSG_DONTWAIT,
+			uintptr(unsafe.Pointer(&s.kickAddr)), unix.SizeofSockaddrLinklayer)
 		switch e {
 		case 0:
 			return nil
@@ -622,6 +675,14 @@ func (s *Socket) Close() error {
 		}
 		if rerr := s.ring.close(); err == nil {
 			err = rerr
+		}
+	}
+	if s.tx != nil {
+		if cerr := unix.Close(s.txfd); err == nil {
+			err = cerr
+		}
+		if terr := s.tx.close(); err == nil {
+			err = terr
 		}
 	}
 	return err

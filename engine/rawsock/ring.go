@@ -2,7 +2,6 @@ package rawsock
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -42,12 +41,11 @@ type rxRing struct {
 	left int // frames of cur not yet read; 0: cur is not ours yet
 }
 
-// ringConfig sizes the rings.
+// ringConfig sizes the receive ring.
 type ringConfig struct {
 	blockSize int // bytes per receive block, a multiple of the page size
 	blocks    int
 	timeoutMS int // block retire timeout
-	txFrames  int // transmit ring slots; 0: no transmit ring
 }
 
 // Transmit ring geometry: fixed 2 KiB slots, four to a page-aligned block.
@@ -57,36 +55,22 @@ const (
 	txDataOff   = pktHdrLen // the virtio_net_hdr follows the tpacket3_hdr
 	// struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size,
 	// csum_start, csum_offset.
-	vnetHdrLen    = 10
-	vnetHdrLenOff = 2
+	vnetHdrLen          = 10
+	vnetHdrLenOff       = 2
+	vnetCsumStartOff    = 6
+	vnetCsumOffsetOff   = 8
+	vnetFlagNeedsCsum   = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	udpChecksumFieldOff = 6 // in the UDP header
 	// txMaxFrame is the longest frame a slot holds; an Ethernet frame of
 	// a 1500-byte MTU is 1514.
 	txMaxFrame = txFrameSize - txDataOff - vnetHdrLen
 )
 
-// errTxRing wraps the reason the kernel refused the transmit ring.
-var errTxRing = errors.New("transmit ring")
-
-// setupRings switches fd to TPACKET_V3 and maps its receive ring and, if
-// asked and the kernel agrees, its transmit ring (tx is nil otherwise,
-// with the reason in txErr). It must run before bind.
-func setupRings(fd int, rc ringConfig) (rx *rxRing, tx *txRing, txErr error, err error) {
+// setupRxRing switches fd to TPACKET_V3 and maps its receive ring. It
+// must run before bind.
+func setupRxRing(fd int, rc ringConfig) (*rxRing, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return nil, nil, nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
-	}
-	if rc.txFrames > 0 {
-		// Settable only before any ring exists. PACKET_LOSS: a frame the
-		// kernel cannot send is skipped rather than stopping the
-		// transmit ring. PACKET_VNET_HDR: every transmit slot starts
-		// with a virtio_net_hdr whose hdr_len makes the kernel copy the
-		// whole (small) frame into the socket buffer instead of
-		// referencing the ring's page, which a veth or bridge would
-		// have to copy anyway at a page allocation per frame. (Received
-		// frames then carry one too, before tp_mac, which read skips.)
-		txErr = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1)
-		if txErr == nil {
-			txErr = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1)
-		}
+		return nil, fmt.Errorf("PACKET_VERSION TPACKET_V3: %w", err)
 	}
 	const frameSize = 2048 // only used by the kernel's sanity checks in V3
 	req := unix.TpacketReq3{
@@ -97,37 +81,71 @@ func setupRings(fd int, rc ringConfig) (rx *rxRing, tx *txRing, txErr error, err
 		Retire_blk_tov: uint32(rc.timeoutMS),
 	}
 	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, nil, nil, fmt.Errorf("PACKET_RX_RING: %w", err)
+		return nil, fmt.Errorf("PACKET_RX_RING: %w", err)
 	}
-	rxSize := rc.blockSize * rc.blocks
-	txSize := 0
-	if rc.txFrames > 0 {
-		txBlocks := (rc.txFrames*txFrameSize + txBlockSize - 1) / txBlockSize
-		treq := unix.TpacketReq3{
-			Block_size: txBlockSize,
-			Block_nr:   uint32(txBlocks),
-			Frame_size: txFrameSize,
-			Frame_nr:   uint32(txBlocks * txBlockSize / txFrameSize),
-		}
-		if txErr == nil {
-			txErr = unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &treq)
-		}
-		if txErr != nil {
-			// The socket expects virtio headers now: the caller must
-			// start again without the transmit ring.
-			return nil, nil, nil, fmt.Errorf("%w: %w", errTxRing, txErr)
-		}
-		txSize = txBlocks * txBlockSize
-	}
-	mem, err := unix.Mmap(fd, 0, rxSize+txSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	size := rc.blockSize * rc.blocks
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("mmap of the packet rings: %w", err)
+		return nil, fmt.Errorf("mmap of the receive ring: %w", err)
 	}
-	rx = &rxRing{mem: mem, blockSize: rc.blockSize, blocks: rc.blocks}
-	if txSize > 0 {
-		tx = &txRing{mem: mem[rxSize:], frames: txSize / txFrameSize}
+	return &rxRing{mem: mem, blockSize: rc.blockSize, blocks: rc.blocks}, nil
+}
+
+// openTxSocket opens the AF_PACKET socket replies leave through, with a
+// TPACKET_V3 transmit ring of at least frames slots, bound to the
+// interface with protocol 0 so it never receives anything.
+//
+// Sending from a socket of its own rather than the receiving one keeps
+// the cost of a sent frame constant: the kernel calls the sending
+// socket's write-space callback each time it frees a sent frame, and on
+// the receiving socket, which the reader waits on with epoll, that
+// callback takes the wait queue's lock and runs epoll's callback for
+// every reply. Nobody waits on this socket.
+func openTxSocket(ifIndex, frames int) (fd int, tx *txRing, err error) {
+	fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, fmt.Errorf("socket(AF_PACKET): %w", err)
 	}
-	return rx, tx, txErr, nil
+	fail := func(what string, err error) (int, *txRing, error) {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	// Replies go straight to the driver: a DHCP reply gains nothing from
+	// the device's queueing discipline, and skipping it is cheaper.
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fail("PACKET_VERSION TPACKET_V3", err)
+	}
+	// Settable only before the ring exists. PACKET_LOSS: a frame the
+	// kernel cannot send is skipped rather than stopping the ring.
+	// PACKET_VNET_HDR: every slot starts with a virtio_net_hdr (see
+	// txRing.fill).
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_LOSS, 1); err != nil {
+		return fail("PACKET_LOSS", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fail("PACKET_VNET_HDR", err)
+	}
+	blocks := (frames*txFrameSize + txBlockSize - 1) / txBlockSize
+	req := unix.TpacketReq3{
+		Block_size: txBlockSize,
+		Block_nr:   uint32(blocks),
+		Frame_size: txFrameSize,
+		Frame_nr:   uint32(blocks * txBlockSize / txFrameSize),
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_TX_RING, &req); err != nil {
+		return fail("PACKET_TX_RING", err)
+	}
+	size := blocks * txBlockSize
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fail("mmap of the transmit ring", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifIndex}); err != nil {
+		_ = unix.Munmap(mem)
+		return fail("bind", err)
+	}
+	return fd, &txRing{mem: mem, frames: size / txFrameSize}, nil
 }
 
 func (r *rxRing) status(block int) *uint32 {
@@ -198,7 +216,7 @@ func (r *rxRing) release() {
 // and no return to user space between frames. The kernel marks a slot
 // available again once its frame has left.
 type txRing struct {
-	mem    []byte // part of rxRing.mem; unmapped with it
+	mem    []byte
 	frames int
 	head   int // next slot to fill
 }
@@ -223,11 +241,19 @@ func (t *txRing) fill(slot int, frame []byte) {
 	binary.NativeEndian.PutUint32(h[pktNextOff:], 0)
 	binary.NativeEndian.PutUint32(h[pktLenOff:], uint32(vnetHdrLen+len(frame)))
 	binary.NativeEndian.PutUint32(h[pktSnaplenOff:], uint32(vnetHdrLen+len(frame)))
-	// virtio_net_hdr: no checksum offload, no GSO, hdr_len = the whole
-	// frame (in the host's byte order, as legacy virtio headers are).
+	// virtio_net_hdr (in the host's byte order, as legacy virtio headers
+	// are): no GSO; hdr_len = the whole frame, so the kernel copies the
+	// small frame into the socket buffer instead of referencing the
+	// ring's page (a veth or bridge would copy it anyway, at a page
+	// allocation per frame); and checksum offload of the UDP datagram,
+	// whose checksum field holds the pseudo-header sum (buildFrame):
+	// the same CHECKSUM_PARTIAL frame a UDP socket hands to the device.
 	v := h[txDataOff : txDataOff+vnetHdrLen]
 	clear(v)
+	v[0] = vnetFlagNeedsCsum
 	binary.NativeEndian.PutUint16(v[vnetHdrLenOff:], uint16(len(frame)))
+	binary.NativeEndian.PutUint16(v[vnetCsumStartOff:], udpOff)
+	binary.NativeEndian.PutUint16(v[vnetCsumOffsetOff:], udpChecksumFieldOff)
 	copy(h[txDataOff+vnetHdrLen:], frame)
 	atomic.StoreUint32(t.status(slot), unix.TP_STATUS_SEND_REQUEST)
 }
@@ -235,6 +261,15 @@ func (t *txRing) fill(slot int, frame []byte) {
 // pending reports whether slot still waits to be sent.
 func (t *txRing) pending(slot int) bool {
 	return atomic.LoadUint32(t.status(slot)) == unix.TP_STATUS_SEND_REQUEST
+}
+
+func (t *txRing) close() error {
+	if t == nil || t.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(t.mem)
+	t.mem = nil
+	return err
 }
 
 func (r *rxRing) close() error {
