@@ -45,6 +45,17 @@ type Options struct {
 	NoYield bool
 }
 
+// flushWriter is the download's output: buffered, or discarding.
+type flushWriter interface {
+	io.Writer
+	Flush() error
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+func (discard) Flush() error                { return nil }
+
 // blockingDownloads counts the downloads using a blocking socket.
 var blockingDownloads atomic.Int64
 
@@ -145,7 +156,11 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 	if err != nil {
 		return res, fmt.Errorf("tftp get: build request: %w", err)
 	}
-	c.out = bufio.NewWriterSize(w, 1<<20)
+	if w == io.Discard {
+		c.out = discard{} // nothing to buffer: skip copying every payload into a buffer
+	} else {
+		c.out = bufio.NewWriterSize(w, 1<<20)
+	}
 	if err := c.request(sa.AddrPort(), rrq); err != nil {
 		return res, err
 	}
@@ -169,7 +184,7 @@ type getter struct {
 	sock  *udpbatch.Socket // blocks its thread (see Options.Poller)
 	opts  Options
 	res   *Result
-	out   *bufio.Writer
+	out   flushWriter
 	tid   netip.AddrPort
 	first []byte // first DATA packet when the server skipped the OACK
 	ack   [4]byte
