@@ -68,6 +68,10 @@ type Config struct {
 	// SingleClaim sends each claim once instead of twice (the second copy,
 	// ElectionWait/2 later, covers the loss of the first).
 	SingleClaim bool
+	// NoBalance turns balancing off: the agent always announces a balance
+	// of 1, so its share follows the hash (and weight and load) alone and
+	// drifts with the luck of the draw. For comparison and diagnosis.
+	NoBalance bool
 	// Addr is announced in heartbeats (informational, e.g. for logs).
 	Addr netip.Addr
 	// OnHandoff, if set, is called (without locks held) when another agent

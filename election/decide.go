@@ -180,6 +180,9 @@ func (e *Elector) claimLocked(st *clientState, image uint64, now time.Time) {
 	if st.owner != e.self.id {
 		st.handed = nil
 	}
+	if st.owner != e.self.id || now.UnixNano() > st.holdUntil {
+		e.bal.game(dueShare(e.members, e.self, now.UnixNano(), image), true)
+	}
 	st.owner = e.self.id
 	st.holdUntil = now.Add(e.cfg.Reserve).UnixNano()
 	st.lastClaimSent = now.UnixNano()

@@ -158,6 +158,7 @@ type Elector struct {
 	pendImages      []uint64
 	annEpoch        int64 // load epoch of the last heartbeat
 	annNow, annNext wire.Load
+	bal             balancer  // this agent's score of clients due and won
 	lastSweep       time.Time // of the client table
 	sendBuf         []byte
 	dec             wire.Message
@@ -375,9 +376,12 @@ func (e *Elector) SetImages(ids []string) {
 
 // Member is a snapshot of one agent in the view.
 type Member struct {
-	Agent       AgentID
-	Addr        netip.Addr // as announced (invalid if none)
-	Weight      uint8
+	Agent  AgentID
+	Addr   netip.Addr // as announced (invalid if none)
+	Weight uint8
+	// Balance is the weight multiplier in force that evens out the
+	// clients the hash gave the agent (1 = none; 0.5 to 2).
+	Balance     float64
 	Ready       bool
 	Transfers   uint32
 	BytesPerSec uint64
@@ -395,7 +399,7 @@ func (e *Elector) Members() []Member {
 	for _, m := range e.members {
 		if m == e.self || m.live(now.UnixNano()) {
 			l := m.load(now.UnixNano())
-			out = append(out, Member{Agent: m.id, Addr: m.addr, Weight: l.weight, Ready: m.eligible(now.UnixNano()), Transfers: l.transfers, BytesPerSec: l.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
+			out = append(out, Member{Agent: m.id, Addr: m.addr, Weight: l.weight, Balance: l.multiplier(), Ready: m.eligible(now.UnixNano()), Transfers: l.transfers, BytesPerSec: l.bytesPerSec, Images: len(m.images), LastSeen: m.lastSeen, Self: m == e.self})
 		}
 	}
 	return out

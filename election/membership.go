@@ -39,8 +39,14 @@ func (e *Elector) sendHeartbeatLocked(flags uint8) error {
 			e.annNext = wire.Load{Weight: e.pendWeight, Transfers: e.pendTransfers, BytesPerSec: e.pendBytesPerSec}
 		} else {
 			e.annNow, e.annNext = wire.Load{}, wire.Load{}
+			e.bal = balancer{}
 		}
 		e.annEpoch = ep
+		e.self.now, e.self.switchAt = newLoadState(e.annNow), (ep+1)*epochMS*int64(time.Millisecond)
+		if !e.cfg.NoBalance {
+			// Decided with the balances in force from this boundary on.
+			e.annNext.Balance = e.bal.next(e.members, e.self, now.UnixNano())
+		}
 	}
 	s := e.self
 	s.now, s.next = newLoadState(e.annNow), newLoadState(e.annNext)

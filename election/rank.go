@@ -34,17 +34,29 @@ type member struct {
 	images    []uint64 // sorted image hashes
 }
 
-// loadState is an announced weight and load, and the effective weight
-// the ranking uses.
+// loadState is an announced weight, load and balance, and the weights
+// derived from them.
 type loadState struct {
 	weight      uint8
 	transfers   uint32
 	bytesPerSec uint64
-	eff         float64 // weight scaled by load
+	balance     int16
+	base        float64 // weight scaled by load: the share intended
+	eff         float64 // base scaled by the balance: what the ranking uses
 }
 
 func newLoadState(l wire.Load) loadState {
-	return loadState{weight: l.Weight, transfers: l.Transfers, bytesPerSec: l.BytesPerSec, eff: effectiveWeight(l.Weight, l.Transfers, l.BytesPerSec)}
+	level := LoadLevel(l.Transfers, l.BytesPerSec)
+	return loadState{weight: l.Weight, transfers: l.Transfers, bytesPerSec: l.BytesPerSec, balance: l.Balance,
+		base: effectiveWeight(l.Weight, l.Transfers, l.BytesPerSec),
+		// One division of two exact integers: every agent, whatever its
+		// CPU, derives the same float from the same announcement.
+		eff: float64(int64(l.Weight)*int64(wire.BalanceOne+int64(l.Balance))) / float64(int64(1+level)*wire.BalanceOne)}
+}
+
+// multiplier is the balance as a factor (1 = no adjustment).
+func (l *loadState) multiplier() float64 {
+	return float64(wire.BalanceOne+int64(l.balance)) / wire.BalanceOne
 }
 
 // load is the weight and load in force at now (Unix ns).

@@ -81,27 +81,31 @@ func TestPositionPinnedFirstAndIneligible(t *testing.T) {
 	}
 }
 
-func TestRendezvousShareWith200Agents(t *testing.T) {
-	const agents, clients = 200, 100_000
+// TestHashAloneMissesTheShareWith200Agents: rendezvous hashing of 10,000
+// clients over 200 equal agents gives each Binomial(10000, 1/200) = 50 +- 7
+// clients, so some of them always end outside +-20% of 50: why the
+// election balances (see balancer and the simulated subnet's
+// TestEqualAgentsShareEvenly).
+func TestHashAloneMissesTheShareWith200Agents(t *testing.T) {
+	const agents, clients = 200, 10_000
 	ms := testMembers(agents, nil)
 	wins := make([]int, agents)
+	var r Ranker
+	dst := make([]AgentID, 0, agents)
 	for c := 0; c < clients; c++ {
-		b := best(ms, nil, 0, mac(c), 0)
-		if b != nil {
-			t.Fatal("best without image holders returned a member")
-		}
-		for _, m := range ms {
-			if position(ms, m, 0, 0, 0, mac(c), 0, 0) == 0 {
-				wins[m.id-1000]++
-				break
-			}
-		}
+		dst = r.rank(dst[:0], ms, 0, mac(c), 0)
+		wins[dst[0]-1000]++
 	}
 	fair := float64(clients) / agents
-	for i, w := range wins {
-		if math.Abs(float64(w)-fair)/fair > 0.20 {
-			t.Fatalf("agent %d wins %d clients, fair share %.0f: outside +-20%%", i, w, fair)
+	outside := 0
+	for _, w := range wins {
+		if math.Abs(float64(w)-fair) > 0.20*fair {
+			outside++
 		}
+	}
+	t.Logf("hash alone: min %d, max %d of a fair %v; %d of %d agents outside +-20%%", slices.Min(wins), slices.Max(wins), fair, outside, agents)
+	if outside < 10 {
+		t.Fatalf("only %d of %d agents outside +-20%%: the ranking is not the independent per-client draw it is meant to be", outside, agents)
 	}
 }
 

@@ -79,12 +79,13 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 		return // it claimed this client before and did not answer it
 	}
 	hold := min(time.Duration(cl.HoldMS)*time.Millisecond, 10*time.Minute)
+	image := cl.Image
 	st.lastClaimRecv = now.UnixNano()
 	switch {
 	case st.handoff != nil && st.handoff.target == from:
 		// The holder took the client this agent handed over.
 		st.handoff.timer.Stop()
-		e.setOwner(st, from, now.Add(hold))
+		e.setOwner(st, from, image, now, now.Add(hold))
 		e.resolveHandoff(st, Decision{Action: HandOff, Agent: from})
 		return
 	case st.owner == e.self.id && now.UnixNano() < st.holdUntil && from != e.self.id:
@@ -97,7 +98,7 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 		}
 		e.stats.conflictsLost.Add(1)
 	}
-	e.setOwner(st, from, now.Add(hold))
+	e.setOwner(st, from, image, now, now.Add(hold))
 	if st.round != nil {
 		st.round.timer.Stop()
 		e.stats.deferred.Add(uint64(len(st.round.waiters)))
@@ -105,9 +106,15 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 	}
 }
 
-func (e *Elector) setOwner(st *clientState, owner AgentID, until time.Time) {
+// setOwner records another agent's claim on the client (needing image)
+// at now, holding until until. A claim that makes a new owner is a client
+// this agent was due its share of (see balancer).
+func (e *Elector) setOwner(st *clientState, owner AgentID, image uint64, now, until time.Time) {
 	if owner != st.owner {
 		st.handed = nil
+	}
+	if owner != st.owner || now.UnixNano() > st.holdUntil {
+		e.bal.game(dueShare(e.members, e.self, now.UnixNano(), image), owner == e.self.id)
 	}
 	st.owner, st.holdUntil = owner, until.UnixNano()
 }

@@ -12,9 +12,12 @@ import (
 
 // Layout constants. See docs/ELECTION.md for the byte-by-byte layout.
 const (
-	Magic0  = 'P' // first byte of every message
-	Magic1  = 'B' // second byte of every message
-	Version = 1   // the only version this codec speaks
+	Magic0 = 'P' // first byte of every message
+	Magic1 = 'B' // second byte of every message
+	// Version is the only layout this codec speaks; a message with another
+	// version byte is dropped (ErrVersion). Version 1 had no balance field
+	// in Load.
+	Version = 2
 
 	HeaderLen = 38 // magic(2) version(1) type(1) subnet(8) sender(8) time(8) nonce(8) bodylen(2)
 	MACLen    = sha256.Size
@@ -25,7 +28,7 @@ const (
 	// MaxMessage is the largest message this codec produces or accepts.
 	MaxMessage = HeaderLen + handoffFixed + MaxPayload + MACLen
 
-	loadLen        = 1 + 4 + 8                      // weight transfers bytes/s
+	loadLen        = 1 + 4 + 8 + 2                  // weight transfers bytes/s balance
 	heartbeatFixed = 1 + 4 + 4 + 2*loadLen + 16 + 2 // flags interval epoch now next addr count
 	clientFixed    = 6 + 1 + 16                     // mac flags guid
 	claimFixed     = clientFixed + 8 + 4            // + image hash, hold ms
@@ -82,11 +85,28 @@ type Header struct {
 	Nonce  uint64 // per-sender sequence; with Time it defeats replays
 }
 
-// Load is what the ranking weighs: ElectionWeight and the load.
+// Balance bounds: Load.Balance scales the ranking weight by
+// (BalanceOne+Balance)/BalanceOne, from 0.5 to 2 times.
+const (
+	BalanceOne = 1024
+	MinBalance = -BalanceOne / 2
+	MaxBalance = BalanceOne
+)
+
+// Load is what the ranking weighs: ElectionWeight, the load, and the
+// sender's balancing adjustment.
 type Load struct {
 	Weight      uint8  // 0-99; 0 never answers
 	Transfers   uint32 // active transfers
 	BytesPerSec uint64 // send rate
+	// Balance multiplies the weight by (BalanceOne+Balance)/BalanceOne so
+	// the sender catches up on (or gives back) clients the hash gave it
+	// too few (too many) of; 0 means no adjustment. MinBalance..MaxBalance.
+	Balance int16
+}
+
+func (l Load) valid() bool {
+	return l.Weight <= 99 && l.Balance >= MinBalance && l.Balance <= MaxBalance
 }
 
 // Heartbeat announces an agent, its weight and load, and its images.
@@ -168,8 +188,8 @@ func (c *Codec) AppendHeartbeat(dst []byte, h Header, hb *Heartbeat) ([]byte, er
 	if len(hb.Images) > MaxImages {
 		return dst, fmt.Errorf("wire: %d images, at most %d", len(hb.Images), MaxImages)
 	}
-	if hb.Now.Weight > 99 || hb.Next.Weight > 99 {
-		return dst, fmt.Errorf("wire: weight %d/%d above 99", hb.Now.Weight, hb.Next.Weight)
+	if !hb.Now.valid() || !hb.Next.valid() {
+		return dst, fmt.Errorf("wire: weight %d/%d above 99 or balance %d/%d outside %d..%d", hb.Now.Weight, hb.Next.Weight, hb.Now.Balance, hb.Next.Balance, MinBalance, MaxBalance)
 	}
 	if hb.EpochMS == 0 {
 		return dst, errors.New("wire: heartbeat without a load epoch")
@@ -226,11 +246,12 @@ func appendHeader(dst []byte, h Header, bodyLen int) []byte {
 func appendLoad(dst []byte, l Load) []byte {
 	dst = append(dst, l.Weight)
 	dst = binary.BigEndian.AppendUint32(dst, l.Transfers)
-	return binary.BigEndian.AppendUint64(dst, l.BytesPerSec)
+	dst = binary.BigEndian.AppendUint64(dst, l.BytesPerSec)
+	return binary.BigEndian.AppendUint16(dst, uint16(l.Balance))
 }
 
 func decodeLoad(p []byte) Load {
-	return Load{Weight: p[0], Transfers: binary.BigEndian.Uint32(p[1:]), BytesPerSec: binary.BigEndian.Uint64(p[5:])}
+	return Load{Weight: p[0], Transfers: binary.BigEndian.Uint32(p[1:]), BytesPerSec: binary.BigEndian.Uint64(p[5:]), Balance: int16(binary.BigEndian.Uint16(p[13:]))}
 }
 
 func appendClaim(dst []byte, cl *Claim) []byte {
@@ -322,8 +343,8 @@ func decodeHeartbeat(p []byte, hb *Heartbeat) error {
 	hb.EpochMS = binary.BigEndian.Uint32(p[5:])
 	hb.Now = decodeLoad(p[9:])
 	hb.Next = decodeLoad(p[9+loadLen:])
-	if hb.Now.Weight > 99 || hb.Next.Weight > 99 {
-		return fmt.Errorf("%w: weight %d/%d", ErrMalformed, hb.Now.Weight, hb.Next.Weight)
+	if !hb.Now.valid() || !hb.Next.valid() {
+		return fmt.Errorf("%w: weight %d/%d, balance %d/%d", ErrMalformed, hb.Now.Weight, hb.Next.Weight, hb.Now.Balance, hb.Next.Balance)
 	}
 	if hb.EpochMS == 0 {
 		return fmt.Errorf("%w: load epoch 0", ErrMalformed)

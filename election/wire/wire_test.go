@@ -25,7 +25,7 @@ func TestRoundTrip(t *testing.T) {
 	c := newCodec(t, testKey)
 	h := sampleHeader()
 	cl := Claim{Client: Client{MAC: [6]byte{0x52, 0x54, 0, 1, 2, 3}, HasGUID: true, GUID: [16]byte{1, 2, 3}}, Image: ImageHash("winpe-x64"), HoldMS: 30000}
-	hb := Heartbeat{Flags: FlagLeaving, IntervalMS: 1000, EpochMS: 10000, Now: Load{Weight: 50, Transfers: 3, BytesPerSec: 12345678}, Next: Load{Weight: 99, Transfers: 4, BytesPerSec: 1 << 40},
+	hb := Heartbeat{Flags: FlagLeaving, IntervalMS: 1000, EpochMS: 10000, Now: Load{Weight: 50, Transfers: 3, BytesPerSec: 12345678, Balance: MinBalance}, Next: Load{Weight: 99, Transfers: 4, BytesPerSec: 1 << 40, Balance: 517},
 		Addr: [16]byte{10: 0xff, 11: 0xff, 12: 198, 13: 18, 14: 5, 15: 1}, Images: []uint64{1, 2, ImageHash("x")}}
 	ho := Handoff{Claim: cl, Target: 99, Payload: []byte("central answer")}
 
@@ -87,7 +87,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, ErrShort},
 		{"truncated", good[:HeaderLen+10], ErrShort},
 		{"magic", mutate(func(b []byte) []byte { b[0] = 'X'; return b }), ErrMagic},
-		{"old version", mutate(func(b []byte) []byte { b[2] = 0; return b }), ErrVersion},
+		{"version 0", mutate(func(b []byte) []byte { b[2] = 0; return b }), ErrVersion},
+		{"version 1 (no balance field)", mutate(func(b []byte) []byte { b[2] = 1; return b }), ErrVersion},
 		{"wrong key", other.AppendClaim(nil, sampleHeader(), &cl), ErrAuth},
 		{"tampered body", mutate(func(b []byte) []byte { b[HeaderLen] ^= 1; return b }), ErrAuth},
 		{"tampered mac", mutate(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), ErrAuth},
@@ -110,6 +111,11 @@ func TestEncodeLimits(t *testing.T) {
 	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{EpochMS: 1, Next: Load{Weight: 100}}); err == nil {
 		t.Fatal("weight 100 encoded")
 	}
+	for _, b := range []int16{MinBalance - 1, MaxBalance + 1} {
+		if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{EpochMS: 1, Now: Load{Weight: 1, Balance: b}}); err == nil {
+			t.Fatalf("balance %d encoded", b)
+		}
+	}
 	if _, err := c.AppendHeartbeat(nil, sampleHeader(), &Heartbeat{}); err == nil {
 		t.Fatal("heartbeat without epoch encoded")
 	}
@@ -124,6 +130,55 @@ func TestEncodeLimits(t *testing.T) {
 	}
 	if ImageHash("") != 0 || ImageHash("a") == 0 || ImageHash("a") == ImageHash("b") {
 		t.Fatal("ImageHash: empty must be 0, names distinct and non-zero")
+	}
+}
+
+// TestHeartbeatLayout pins the byte offsets documented in docs/ELECTION.md
+// and checks that a sealed heartbeat carrying an out-of-range weight or
+// balance is malformed.
+func TestHeartbeatLayout(t *testing.T) {
+	c := newCodec(t, testKey)
+	hb := Heartbeat{Flags: FlagLeaving, IntervalMS: 0x01020304, EpochMS: 0x05060708,
+		Now:  Load{Weight: 11, Transfers: 0x0a0b0c0d, BytesPerSec: 0x1112131415161718, Balance: -2},
+		Next: Load{Weight: 22, Transfers: 0x2a2b2c2d, BytesPerSec: 0x2122232425262728, Balance: 0x0304},
+		Addr: [16]byte{15: 0xaa}, Images: []uint64{0x3132333435363738}}
+	msg, err := c.AppendHeartbeat(nil, sampleHeader(), &hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg) != HeaderLen+57+8+MACLen || msg[2] != 2 {
+		t.Fatalf("heartbeat with one image is %d bytes, version %d; want %d, 2", len(msg), msg[2], HeaderLen+57+8+MACLen)
+	}
+	body := msg[HeaderLen : len(msg)-MACLen]
+	want := map[int][]byte{
+		0: {FlagLeaving}, 1: {1, 2, 3, 4}, 5: {5, 6, 7, 8},
+		9: {11}, 10: {0x0a, 0x0b, 0x0c, 0x0d}, 14: {0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18}, 22: {0xff, 0xfe},
+		24: {22}, 25: {0x2a, 0x2b, 0x2c, 0x2d}, 29: {0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28}, 37: {3, 4},
+		54: {0xaa}, 55: {0, 1}, 57: {0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38},
+	}
+	for off, b := range want {
+		if got := body[off : off+len(b)]; !bytes.Equal(got, b) {
+			t.Errorf("body offset %d: % x, want % x", off, got, b)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		off  int
+		val  []byte
+	}{
+		{"weight 100 now", 9, []byte{100}},
+		{"weight 100 next", 24, []byte{100}},
+		{"balance below the minimum", 22, []byte{0xfd, 0xff}}, // -513
+		{"balance above the maximum", 37, []byte{0x04, 0x01}}, // 1025
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(msg[:len(msg)-MACLen])
+			copy(b[HeaderLen+tc.off:], tc.val)
+			var m Message
+			if err := c.Decode(c.Seal(b), &m); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Decode = %v, want ErrMalformed", err)
+			}
+		})
 	}
 }
 

@@ -230,8 +230,8 @@ func FuzzElector(f *testing.F) {
 			switch op % 6 {
 			case 0: // a heartbeat from agent arg%12
 				nonce++
-				hb := wire.Heartbeat{Flags: arg >> 6, IntervalMS: uint32(arg) * 10, EpochMS: uint32(arg)*40 + 1, Now: wire.Load{Weight: arg % 100, Transfers: uint32(arg)},
-					Next: wire.Load{Weight: (arg * 7) % 100, BytesPerSec: uint64(arg) << 20}, Images: []uint64{uint64(arg % 4)}}
+				hb := wire.Heartbeat{Flags: arg >> 6, IntervalMS: uint32(arg) * 10, EpochMS: uint32(arg)*40 + 1, Now: wire.Load{Weight: arg % 100, Transfers: uint32(arg), Balance: int16(arg)*6 - wire.BalanceOne/2},
+					Next: wire.Load{Weight: (arg * 7) % 100, BytesPerSec: uint64(arg) << 20, Balance: wire.BalanceOne - int16(arg)*6}, Images: []uint64{uint64(arg % 4)}}
 				msg, _ := codec.AppendHeartbeat(nil, wire.Header{Subnet: 5, Sender: uint64(arg % 12), Time: clk.now.UnixMilli(), Nonce: nonce}, &hb)
 				e.Receive(msg)
 			case 1: // a claim for client arg%20 from agent arg%7
@@ -261,8 +261,8 @@ func FuzzElector(f *testing.F) {
 			t.Fatalf("%d requests got %d decisions", requests, decisions)
 		}
 		for _, m := range e.Members() {
-			if m.Weight > 99 {
-				t.Fatalf("member %d has weight %d", m.Agent, m.Weight)
+			if m.Weight > 99 || m.Balance < 0.5 || m.Balance > 2 {
+				t.Fatalf("member %d has weight %d, balance %v", m.Agent, m.Weight, m.Balance)
 			}
 		}
 		if n := len(e.Members()); n > 8 {
