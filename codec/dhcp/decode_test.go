@@ -47,6 +47,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"option 60 claims 32 bytes, has 5", rawMessage(nil, nil, 53, 1, 1, 60, 32, 'P', 'X', 'E', 'C', 'l'), 243, "option", 60, dhcp.ReasonOptionOverrun},
 		{"overload value 4", rawMessage(nil, nil, 52, 1, 4, 255), 240, "option overload", 52, dhcp.ReasonOverloadValue},
 		{"overload of 2 bytes", rawMessage(nil, nil, 52, 2, 1, 1, 255), 240, "option overload", 52, dhcp.ReasonOverloadValue},
+		{"empty overload as the last bytes (fuzz crash)", rawMessage(nil, nil, 53, 1, 1, 52, 0), 243, "option overload", 52, dhcp.ReasonOverloadValue},
 		{"overload twice", rawMessage(nil, nil, 52, 1, 1, 52, 1, 1, 255), 240, "option overload", 52, dhcp.ReasonOverloadValue},
 		{"overloaded file overruns", rawMessage(nil, file, 52, 1, 1, 255), 108 + 120, "option", 67, dhcp.ReasonOptionOverrun},
 		{"split options beyond 2048 bytes", longSplit(9), 240, "option", 224, dhcp.ReasonLongOptionsSpace},

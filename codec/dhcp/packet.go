@@ -202,10 +202,12 @@ func (p *Packet) Decode(msg []byte) error {
 	split = split || s
 	if i, ok := p.entry(OptOverload); ok {
 		e := &p.dense[i]
-		v := msg[e.off]
-		if e.count != 1 || e.total != 1 || v < 1 || v > 3 {
+		// The length is checked before the value is read: an empty
+		// option 52 can be the last bytes of the message.
+		if e.count != 1 || e.total != 1 || msg[e.off] < 1 || msg[e.off] > 3 {
 			return p.fail(int(e.off)-2, "option overload", int(OptOverload), ReasonOverloadValue)
 		}
+		v := msg[e.off]
 		p.overload = v
 		if v&OverloadFile != 0 {
 			if _, s, err = p.scan(msg, offFile, offFile+lenFile); err != nil {
