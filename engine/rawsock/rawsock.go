@@ -79,6 +79,7 @@ type Socket struct {
 	readFn     func(fd uintptr) bool
 	pending    []*engine.Packet
 	epfd       int           // private epoll instance holding the socket for input
+	closing    atomic.Bool   // Close was called
 	otherHost  atomic.Uint64 // frames for another host, skipped
 	kernelDrop atomic.Uint64 // frames the kernel dropped (ring or buffer full)
 
@@ -327,7 +328,7 @@ func (s *Socket) ReadBatch(pkts []*engine.Packet) (int, error) {
 	}
 	s.vlen, s.got, s.rerr = n, 0, nil
 	if err := s.rc.Read(s.readFn); err != nil {
-		if errors.Is(err, os.ErrClosed) {
+		if s.closing.Load() || errors.Is(err, os.ErrClosed) {
 			return 0, engine.ErrClosed
 		}
 		return 0, fmt.Errorf("rawsock: read: %w", err)
@@ -354,7 +355,9 @@ func (s *Socket) readRing(pkts []*engine.Packet) (int, error) {
 	err := s.rc.Read(s.readFn)
 	s.pending = nil
 	if err != nil {
-		if errors.Is(err, os.ErrClosed) {
+		// A read on a closed file fails with the poller's own error,
+		// which is not os.ErrClosed.
+		if s.closing.Load() || errors.Is(err, os.ErrClosed) {
 			return 0, engine.ErrClosed
 		}
 		return 0, fmt.Errorf("rawsock: read: %w", err)
@@ -666,6 +669,7 @@ func (s *Socket) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.closing.Store(true)
 	s.filter.Close()
 	// Close returns once no read is in progress, so the ring can go.
 	err := s.file.Close()

@@ -240,3 +240,30 @@ func TestRingsAreUsed(t *testing.T) {
 		t.Errorf("transmit ring: %v", err)
 	}
 }
+
+// TestCloseWakesBlockedReader: a reader waiting on an empty receive ring
+// returns engine.ErrClosed when the socket is closed.
+func TestCloseWakesBlockedReader(t *testing.T) {
+	srv, _ := enginetest.Pair(t, "198.19.48.0/24")
+	s := openIn(t, srv, rawsock.Config{Interface: "eth0", Ports: servedPorts})
+	if s.RingError() != nil {
+		t.Fatalf("receive ring not in use: %v", s.RingError())
+	}
+	done := make(chan error, 1)
+	go func() {
+		pkts := []*engine.Packet{new(engine.Packet)}
+		_, err := s.ReadBatch(pkts)
+		done <- err
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("ReadBatch after Close: %v, want engine.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadBatch still blocked 10 s after Close")
+	}
+}
