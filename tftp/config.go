@@ -58,8 +58,9 @@ type Config struct {
 	// mapping it again and faulting its pages into the mapping (default
 	// 30s; negative: close at once). A request always opens the name
 	// anew and reuses the lingering file only if it is still the same
-	// file (device, inode, size and modification time); a file replaced
-	// or changed on disk is served fresh.
+	// file (device, inode and size); a file replaced or resized on disk is
+	// served fresh, and a change in place shows through the shared
+	// mapping.
 	FileLinger time.Duration
 	// SendMethod forces a batching method (tests); Auto detects.
 	SendMethod udpbatch.Method

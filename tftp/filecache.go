@@ -40,12 +40,14 @@ type sharedFile struct {
 	timer     *time.Timer
 }
 
-// fileID is what tells a lingering file from one replaced or changed
-// since it was opened.
+// fileID is what tells a lingering file from one replaced or resized
+// since it was opened. A change in place needs no check: the mapping
+// shares the page cache with the file, so it shows the new bytes. The
+// modification time is left out on purpose: sources such as the agent's
+// image cache touch it on every open to track use.
 type fileID struct {
 	dev, ino uint64
 	size     int64
-	mtime    int64
 }
 
 func identify(f File) (fileID, bool) {
@@ -61,7 +63,7 @@ func identify(f File) (fileID, bool) {
 	if !ok {
 		return fileID{}, false
 	}
-	return fileID{dev: uint64(sys.Dev), ino: sys.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
+	return fileID{dev: uint64(sys.Dev), ino: sys.Ino, size: fi.Size()}, true
 }
 
 // open returns the shared file for name, taking a reference. The name is

@@ -187,9 +187,33 @@ func TestFileLinger(t *testing.T) {
 		t.Fatal("the replaced file's lingering mapping was not closed")
 	}
 
-	// Changed in place (same inode, new size and time): served fresh.
+	// Rewritten in place at the same size: the lingering mapping is
+	// reused (the page cache it shares holds the new bytes).
 	kept = cached()
-	fh, err := os.OpenFile(filepath.Join(root, f.name), os.O_WRONLY|os.O_APPEND, 0)
+	otherDir := t.TempDir()
+	other := writeRandomFile(t, otherDir, "other.bin", tmp.size)
+	otherBytes, err := os.ReadFile(filepath.Join(otherDir, other.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(filepath.Join(root, f.name), os.O_WRONLY, 0) // no truncation: same inode, same size
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt(otherBytes, 0); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if got := getSHA(t, addr, f.name, false); got != other.sum {
+		t.Fatal("after the file was rewritten in place the old content was served")
+	}
+	waitStats(t, st, f.name)
+	if cached() != kept {
+		t.Fatal("a file rewritten in place at the same size was opened and mapped again")
+	}
+
+	// Grown in place (same inode, new size): served fresh.
+	fh, err = os.OpenFile(filepath.Join(root, f.name), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +226,7 @@ func TestFileLinger(t *testing.T) {
 	}
 	waitStats(t, st, f.name)
 	if cached() == kept {
-		t.Fatal("the changed file's entry was not renewed")
+		t.Fatal("the grown file's entry was not renewed")
 	}
 
 	// Removed: the request fails although a mapping lingers.
