@@ -224,3 +224,15 @@ func TestClaimsKeepTheScore(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDueShare200 is the balancing's cost per newly claimed client
+// on a 200-agent subnet: this agent's base share of it.
+func BenchmarkDueShare200(b *testing.B) {
+	ms := testMembers(200, nil)
+	b.ReportAllocs()
+	c := 0
+	for b.Loop() {
+		c++
+		_ = dueShare(ms, ms[c%200], 0, 0)
+	}
+}

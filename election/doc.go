@@ -4,8 +4,10 @@
 // Agents announce themselves with heartbeats (weight 0-99, load, boot images
 // held). For each client every agent ranks the live, ready members the same
 // way: weighted rendezvous hashing of the client MAC, with the weight scaled
-// down by load, and agents holding the needed image ranked above those that
-// do not. The first in rank answers at once and broadcasts a claim; the
+// down by load and by each agent's announced balance (a multiplier with
+// which it makes up, over the next load epochs, for clients the hash gave
+// it too few or too many of), and agents holding the needed image ranked
+// above those that do not. The first in rank answers at once and broadcasts a claim; the
 // claim pins the client to it for ReserveSecs. The agent at rank k answers
 // only if no claim was seen after k x ElectionWaitSecs, so a dead agent
 // costs one wait, and a healthy subnet answers without any round trip. When
