@@ -12,10 +12,13 @@ var Epoch = time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
 
 // Scenario describes agents and a stream of clients on one subnet.
 type Scenario struct {
-	Seed    uint64
-	Agents  int
-	Weight  func(agent int) uint8    // nil: election.DefaultWeight
-	Images  func(agent int) []string // nil: none
+	Seed   uint64
+	Agents int
+	Weight func(agent int) uint8    // nil: election.DefaultWeight
+	Images func(agent int) []string // nil: none
+	// Load, if set, is each agent's load (active transfers, bytes/s),
+	// reported before warm-up so it is in force for the first client.
+	Load    func(agent int) (transfers uint32, bytesPerSec uint64)
 	Loss    float64
 	Clients int
 	Rate    float64 // new clients per second
@@ -90,6 +93,9 @@ func (s Scenario) build(onHandoff func(agent int, c election.ClientKey, payload 
 		}
 		if s.Images != nil {
 			nd.Elector.SetImages(s.Images(i))
+		}
+		if s.Load != nil {
+			nd.Elector.SetLoad(s.Load(i))
 		}
 	}
 	// Let membership settle: every agent sees every agent with its weight

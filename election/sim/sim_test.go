@@ -113,6 +113,44 @@ func TestEqualAgentsShareEvenly(t *testing.T) {
 	}
 }
 
+// TestBalancingKeepsWeightsAndLoads: over 25 load epochs the balancing
+// evens out luck, not counts. Agents of weights 10, 20, 40 and 80 serve
+// 1/15, 2/15, 4/15 and 8/15 of the clients; among five equal agents one
+// with 7 active transfers all along (load level 3: a quarter of the
+// weight) serves 1/17. Each within 5% of that.
+func TestBalancingKeepsWeightsAndLoads(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		weights []uint8
+		busy    bool // agent 0 has 7 transfers
+		want    []float64
+	}{
+		{"weights", []uint8{10, 20, 40, 80}, false, []float64{1.0 / 15, 2.0 / 15, 4.0 / 15, 8.0 / 15}},
+		{"load", []uint8{50, 50, 50, 50, 50}, true, []float64{1.0 / 17, 4.0 / 17, 4.0 / 17, 4.0 / 17, 4.0 / 17}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := shareScenario(len(tc.weights), baseConfig())
+			s.Weight = func(i int) uint8 { return tc.weights[i] }
+			if tc.busy {
+				s.Load = func(i int) (uint32, uint64) {
+					if i == 0 {
+						return 7, 0
+					}
+					return 0, 0
+				}
+			}
+			out := run(t, s)
+			for i, n := range out.PerAgent {
+				want := float64(len(out.Clients)) * tc.want[i]
+				t.Logf("agent %d (weight %d): %d clients, share %.0f (%+.1f%%)", i, tc.weights[i], n, want, 100*(float64(n)-want)/want)
+				if math.Abs(float64(n)-want) > 0.05*want {
+					t.Errorf("agent %d served %d clients, want %.0f +- 5%%", i, n, want)
+				}
+			}
+		})
+	}
+}
+
 func TestWeightZeroNeverServes(t *testing.T) {
 	out := run(t, Scenario{Seed: 3, Agents: 10, Loss: 0.01, Clients: 3000, Rate: 1000,
 		Weight: func(i int) uint8 {
