@@ -3,6 +3,7 @@ package tftp
 import (
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type sharedFile struct {
 	idOK      bool
 	idleSince time.Time
 	timer     *time.Timer
+	closed    atomic.Bool
 }
 
 // fileID is what tells a lingering file from one replaced or resized
@@ -187,6 +189,7 @@ func (c *fileCache) closeIdle() {
 }
 
 func (f *sharedFile) close() {
+	f.closed.Store(true)
 	if f.data != nil {
 		unix.Munmap(f.data)
 		f.data = nil

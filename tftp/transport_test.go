@@ -150,6 +150,7 @@ func TestFileLinger(t *testing.T) {
 	}()
 	addr := conn.LocalAddr().String()
 	cached := func() *sharedFile {
+		waitReleased(t, srv)
 		srv.files.mu.Lock()
 		defer srv.files.mu.Unlock()
 		return srv.files.m[f.name]
@@ -160,7 +161,7 @@ func TestFileLinger(t *testing.T) {
 	}
 	waitStats(t, st, f.name)
 	kept := cached()
-	if kept == nil || kept.refs != 0 || kept.data == nil {
+	if kept == nil || kept.closed.Load() || kept.data == nil {
 		t.Fatalf("after the transfer the file is not kept open and mapped: %+v", kept)
 	}
 	if got := getSHA(t, addr, f.name, true); got != f.sum {
@@ -183,7 +184,7 @@ func TestFileLinger(t *testing.T) {
 	if c := cached(); c == kept || c == nil {
 		t.Fatal("the replaced file's entry was not renewed")
 	}
-	if kept.data != nil {
+	if !kept.closed.Load() {
 		t.Fatal("the replaced file's lingering mapping was not closed")
 	}
 
@@ -268,6 +269,7 @@ func TestFileLingerExpiresAndIsBounded(t *testing.T) {
 		}
 		waitStats(t, st, f.name)
 	}
+	waitReleased(t, srv)
 	srv.files.mu.Lock()
 	open, idle := len(srv.files.m), srv.files.idle
 	_, oldest := srv.files.m[names[0].name]
@@ -293,6 +295,25 @@ func TestFileLingerExpiresAndIsBounded(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitReleased waits (bounded) until no transfer holds a file of srv: a
+// session releases its file just after its statistics are reported.
+func waitReleased(t *testing.T, srv *Server) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		srv.files.mu.Lock()
+		busy := 0
+		for _, f := range srv.files.m {
+			busy += f.refs
+		}
+		srv.files.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("a finished transfer still holds its file after 5 s")
 }
 
 // TestClientCancelBothTransports: a canceled download returns promptly on
