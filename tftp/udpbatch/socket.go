@@ -170,7 +170,8 @@ func (s *Socket) setRecvTimeout(d time.Duration) error {
 // Recv blocks until a datagram arrives or timeout (rounded up to a
 // millisecond) passes, and returns its length; a datagram longer than b
 // is cut to len(b). On timeout the error is os.ErrDeadlineExceeded (a
-// net.Error whose Timeout is true).
+// net.Error whose Timeout is true); a signal may end the wait earlier
+// with the same error, so a caller with a deadline loops until it.
 func (s *Socket) Recv(b []byte, timeout time.Duration) (int, error) {
 	n, _, err := s.recv(b, timeout, nil)
 	return n, err
@@ -207,9 +208,9 @@ func (s *Socket) recv(b []byte, timeout time.Duration, from *unix.RawSockaddrIne
 				ap = rawAddrPort(from)
 			}
 			return int(r), ap, nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
+		case unix.EINTR, unix.EAGAIN:
+			// A signal ends the wait early: restarting it would wait the
+			// whole timeout again, so the caller checks its clock instead.
 			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
 		default:
 			return 0, netip.AddrPort{}, errno
@@ -255,8 +256,8 @@ func (s *Socket) RecvTimeout(d time.Duration) error {
 
 // RawConn returns the socket as a syscall.RawConn for Sender and Receiver.
 // Its Read calls fn once, blocking in the kernel up to the timeout set by
-// RecvTimeout; fn returning false (EAGAIN: the timeout passed) makes Read
-// return os.ErrDeadlineExceeded.
+// RecvTimeout; fn returning false (the timeout passed, or a signal ended
+// the wait) makes Read return os.ErrDeadlineExceeded.
 func (s *Socket) RawConn() syscall.RawConn { return socketRawConn{s} }
 
 // SyscallConn returns the raw connection of sock when it is set, else of

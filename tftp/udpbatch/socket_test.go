@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -208,5 +209,50 @@ func TestSocketZeroAllocs(t *testing.T) {
 	round()
 	if n := testing.AllocsPerRun(50, round); n != 0 {
 		t.Fatalf("%v allocations per blocking batch round, want 0", n)
+	}
+}
+
+// TestSocketSignalEndsWait: a signal to the waiting thread ends a blocking
+// read early with os.ErrDeadlineExceeded (the caller then checks its own
+// deadline) instead of restarting the whole timeout.
+func TestSocketSignalEndsWait(t *testing.T) {
+	_, rxSock := socketPair(t)
+	rx := NewSocketReceiver(rxSock, 4, 2048)
+	buf := make([]byte, 64)
+	for _, name := range []string{"Recv", "Receiver"} {
+		t.Run(name, func(t *testing.T) {
+			tids := make(chan int, 1)
+			done := make(chan error, 1)
+			go func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				tids <- unix.Gettid()
+				if name == "Recv" {
+					_, err := rxSock.Recv(buf, 10*time.Second)
+					done <- err
+					return
+				}
+				rxSock.RecvTimeout(10 * time.Second)
+				_, err := rx.Recv()
+				done <- err
+			}()
+			tid := <-tids
+			for i := 0; ; i++ {
+				// SIGURG is Go's own preemption signal: harmless to the
+				// runtime, and it interrupts the wait once the thread sleeps.
+				unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
+				select {
+				case err := <-done:
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatalf("wait ended by a signal returned %v, want os.ErrDeadlineExceeded", err)
+					}
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				if i == 100 {
+					t.Fatal("a blocking read with a 10 s timeout did not end when signaled for 2 s")
+				}
+			}
+		})
 	}
 }

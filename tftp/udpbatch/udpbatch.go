@@ -372,7 +372,9 @@ func NewReceiver(conn *net.UDPConn, batch, size int) (*Receiver, error) {
 
 // NewSocketReceiver is NewReceiver for a Socket: Recv blocks the calling
 // thread in the kernel until a datagram arrives or the timeout set with
-// sock.RecvTimeout passes (os.ErrDeadlineExceeded).
+// sock.RecvTimeout passes (os.ErrDeadlineExceeded; a signal may end the
+// wait earlier with the same error, so a caller with a deadline loops
+// until it).
 func NewSocketReceiver(sock *Socket, batch, size int) *Receiver {
 	return newReceiver(sock.RawConn(), unix.MSG_WAITFORONE, batch, size)
 }
@@ -417,6 +419,9 @@ func (r *Receiver) read(fd uintptr) bool {
 		case unix.EAGAIN:
 			return false
 		case unix.EINTR:
+			if r.flags&unix.MSG_WAITFORONE != 0 {
+				return false // a blocking wait cut short: the caller checks its deadline
+			}
 			continue
 		default:
 			r.err = errno
