@@ -7,9 +7,10 @@
 // frame); they are copied into the engine's preallocated packet buffers.
 // Replies are whole Ethernet frames (built with codec/frame in the reply
 // buffer's headroom) from the interface's MAC and IPv4 address, written
-// into a TPACKET_V3 transmit ring and sent with one send() per batch
-// (engine.BatchSender) or per reply. recvmmsg, sendmmsg and write are the
-// fallbacks when the kernel refuses a ring. ClaimUDPPort holds a served
+// into the TPACKET_V3 transmit ring of a second AF_PACKET socket (which
+// receives nothing) with the UDP checksum left to offload, and sent with
+// one send() per batch (engine.BatchSender) or per reply. recvmmsg,
+// sendmmsg and write are the fallbacks when the kernel refuses a ring. ClaimUDPPort holds a served
 // port on the host's UDP stack so it sends no ICMP port unreachable.
 // Reading and sending do not allocate.
 //
