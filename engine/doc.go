@@ -22,7 +22,9 @@
 //
 // Handler contract: Handle(req, reply) is called concurrently from the
 // workers. req.Payload is the UDP payload; req carries the MAC, IP and
-// port addresses and the interface index. The handler writes the whole
+// port addresses, the interface index and the time of its read on the Now
+// clock (one clock read per read, for the handler's rate limits and
+// caches). The handler writes the whole
 // BOOTP reply into reply.Payload (empty, capacity MaxPayload) without
 // reallocating it, optionally sets reply.DstPort, and returns true to send.
 // The reply's ciaddr, yiaddr, giaddr, flags and chaddr fields decide where
