@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -94,9 +95,33 @@ func (s *Socket) domain() int {
 func sockaddr(ap netip.AddrPort, domain int) unix.Sockaddr {
 	a := ap.Addr()
 	if domain == unix.AF_INET6 {
-		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16(), ZoneId: zoneIndex(a.Zone())}
 	}
 	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}
+}
+
+// zoneIndex is the interface index of an IPv6 zone (a name or a number).
+func zoneIndex(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	n, _ := strconv.ParseUint(zone, 10, 32)
+	return uint32(n)
+}
+
+// zoneName is the zone of an IPv6 address received with interface index
+// id, named as package net names it.
+func zoneName(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(id), 10)
 }
 
 // LocalAddr returns the address the socket is bound to.
@@ -109,7 +134,11 @@ func (s *Socket) LocalAddr() netip.AddrPort {
 	case *unix.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+		a := netip.AddrFrom16(sa.Addr)
+		if a.IsLinkLocalUnicast() {
+			a = a.WithZone(zoneName(sa.ZoneId))
+		}
+		return netip.AddrPortFrom(a, uint16(sa.Port))
 	}
 	return netip.AddrPort{}
 }
@@ -245,7 +274,11 @@ func rawAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
 	}
-	return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port)
+	a := netip.AddrFrom16(sa.Addr)
+	if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+		a = a.WithZone(zoneName(sa.Scope_id))
+	}
+	return netip.AddrPortFrom(a, port)
 }
 
 // RecvTimeout prepares the next RawConn Read to wait at most d (rounded up

@@ -256,3 +256,49 @@ func TestSocketSignalEndsWait(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketIPv6: a Socket works over IPv6 loopback, and IPv6 zones map to
+// interface indexes and back as package net names them.
+func TestSocketIPv6(t *testing.T) {
+	lo6 := netip.MustParseAddr("::1")
+	b, err := NewSocket(lo6, lo6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := DialSocket(lo6, b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Write([]byte("v6")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	n, from, err := b.RecvFrom(buf, 2*time.Second)
+	if err != nil || string(buf[:n]) != "v6" || from != a.LocalAddr() {
+		t.Fatalf("RecvFrom = %q from %v, %v; want v6 from %v", buf[:n], from, err, a.LocalAddr())
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		zone string
+		idx  uint32
+	}{{"", 0}, {"lo", uint32(lo.Index)}, {"4242", 4242}} {
+		if got := zoneIndex(tc.zone); got != tc.idx {
+			t.Errorf("zoneIndex(%q) = %d, want %d", tc.zone, got, tc.idx)
+		}
+	}
+	if got := zoneName(uint32(lo.Index)); got != "lo" {
+		t.Errorf("zoneName(%d) = %q, want lo", lo.Index, got)
+	}
+	if got := zoneName(4242); got != "4242" {
+		t.Errorf("zoneName(4242) = %q", got)
+	}
+	sa := sockaddr(netip.MustParseAddrPort("[fe80::1%lo]:69"), unix.AF_INET6).(*unix.SockaddrInet6)
+	if sa.ZoneId != uint32(lo.Index) {
+		t.Errorf("link-local sockaddr zone %d, want %d", sa.ZoneId, lo.Index)
+	}
+}
