@@ -40,6 +40,9 @@ type Node struct {
 	dead     bool
 	Sent     uint64 // broadcasts sent
 	Received uint64 // copies delivered to it
+	// Skew is how far this agent's clock reads ahead of the network's
+	// (negative: behind), as NTP leaves it.
+	Skew time.Duration
 }
 
 // NewNetwork returns an empty network whose clock starts at start,
@@ -145,7 +148,7 @@ func (n *Network) Discover(c election.ClientKey, needImage string, onDecision fu
 
 type nodeClock struct{ nd *Node }
 
-func (c nodeClock) Now() time.Time { return c.nd.net.Clock.Now() }
+func (c nodeClock) Now() time.Time { return c.nd.net.Clock.Now().Add(c.nd.Skew) }
 
 func (c nodeClock) AfterFunc(d time.Duration, f func()) election.Timer {
 	nd := c.nd
