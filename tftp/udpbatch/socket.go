@@ -29,6 +29,7 @@ import (
 // read or write in progress.
 type Socket struct {
 	fd        int
+	family    int // AF_INET or AF_INET6
 	closed    atomic.Bool
 	rcvTimeo  time.Duration // SO_RCVTIMEO in force
 	peer      netip.AddrPort
@@ -49,7 +50,7 @@ func NewSocket(local, family netip.Addr) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udpbatch: socket: %w", err)
 	}
-	s := &Socket{fd: fd}
+	s := &Socket{fd: fd, family: domain}
 	if local.IsValid() {
 		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(local, 0), domain)); err != nil {
 			unix.Close(fd)
@@ -75,21 +76,11 @@ func DialSocket(local netip.Addr, peer netip.AddrPort) (*Socket, error) {
 
 // Connect fixes the socket's peer: it then only receives from it.
 func (s *Socket) Connect(peer netip.AddrPort) error {
-	if err := unix.Connect(s.fd, sockaddr(peer, s.domain())); err != nil {
+	if err := unix.Connect(s.fd, sockaddr(peer, s.family)); err != nil {
 		return fmt.Errorf("udpbatch: connect %v: %w", peer, err)
 	}
 	s.peer, s.connected = peer, true
 	return nil
-}
-
-func (s *Socket) domain() int {
-	sa, err := unix.Getsockname(s.fd)
-	if err == nil {
-		if _, ok := sa.(*unix.SockaddrInet6); ok {
-			return unix.AF_INET6
-		}
-	}
-	return unix.AF_INET
 }
 
 func sockaddr(ap netip.AddrPort, domain int) unix.Sockaddr {
@@ -171,7 +162,7 @@ func (s *Socket) WriteTo(b []byte, to netip.AddrPort) error {
 		return errSocketClosed
 	}
 	for {
-		err := unix.Sendto(s.fd, b, 0, sockaddr(to, s.domain()))
+		err := unix.Sendto(s.fd, b, 0, sockaddr(to, s.family))
 		if err == unix.EINTR {
 			continue
 		}
