@@ -28,8 +28,9 @@ const (
 	// overshoot; below 1 it damps the noise of the epoch's own draws.
 	balanceGain = 0.5
 	// minEpochDue floors the clients an agent expects per epoch when
-	// sizing its correction, so a quiet subnet (a client now and then)
-	// does not swing the balance from one bound to the other.
+	// sizing its correction, so an epoch without clients asks for a
+	// finite share (on a quiet subnet one or two clients owed still take
+	// the balance to its bound).
 	minEpochDue = 1.0
 	// maxDeficitEpochs and maxDeficitClients bound the deficit kept (in
 	// epochs of expected clients, plus clients), so a deficit that cannot
