@@ -68,6 +68,36 @@ func sessionServer(tb testing.TB) (*net.UDPAddr, []byte, *tftp.Server) {
 	return fuzzServer.addr, fuzzServer.file, fuzzServer.srv
 }
 
+// clientPorts hands each fuzz execution a loopback port of its own. An
+// earlier execution's abandoned session may still be resending to its
+// client's port for a while; a new client bound to that port would take
+// those packets for its own. Each fuzzing worker (a process) cycles
+// through 1,000 ports of a block picked by its PID, so a port comes back
+// only after about 500 executions (tens of seconds, far longer than an
+// abandoned session lives) and workers started together use different
+// blocks.
+var clientPorts struct {
+	sync.Mutex
+	next int
+}
+
+func freshClient(tb testing.TB) *net.UDPConn {
+	clientPorts.Lock()
+	defer clientPorts.Unlock()
+	base := 30000 + (os.Getpid()%16)*1000
+	for range 1000 {
+		port := base + clientPorts.next%1000
+		clientPorts.next++
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err == nil {
+			return c
+		}
+		// taken by some other socket on this machine: try the next one
+	}
+	tb.Fatalf("no free loopback port in %d..%d", base, base+999)
+	return nil
+}
+
 // checkData fails if a DATA packet does not carry exactly the file's bytes
 // for its block number.
 func checkData(t *testing.T, pkt []byte, file []byte, blksize int) {
@@ -114,10 +144,7 @@ func FuzzTFTPSession(f *testing.F) {
 	f.Add(uint16(512), uint8(2), []byte{2, 0, 3, 0, 0, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, blksize uint16, window uint8, script []byte) {
 		addr, file, srv := sessionServer(t)
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := freshClient(t)
 		defer c.Close()
 		req := codec.Request{Opcode: codec.OpRRQ, Filename: []byte("f.bin"), Mode: codec.ModeOctet}
 		if blksize != 0 {
@@ -145,6 +172,8 @@ func FuzzTFTPSession(f *testing.F) {
 			pkt := buf[:n]
 			if tid == nil {
 				tid = from
+			} else if from.Port != tid.Port {
+				return true // another transfer's packet: not ours to check (RFC 1350 TIDs)
 			}
 			if op, err := codec.PacketOpcode(pkt); err == nil && op == codec.OpOACK {
 				var o codec.Options
@@ -173,10 +202,7 @@ func FuzzTFTPSession(f *testing.F) {
 		for read(5 * time.Millisecond) {
 		}
 		// Still serving: a fresh client gets the first block at once.
-		probe, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		probe := freshClient(t)
 		defer probe.Close()
 		probe.WriteToUDP(append([]byte{0, byte(codec.OpRRQ)}, "f.bin\x00octet\x00"...), addr)
 		probe.SetReadDeadline(time.Now().Add(2 * time.Second))
