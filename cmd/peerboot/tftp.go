@@ -44,6 +44,8 @@ func runTFTPServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	caseSensitive := fs.Bool("case-sensitive", false, "disable the case-insensitive file lookup")
 	allowWrite := fs.Bool("allow-write", false, "accept write requests: new files only, under the root (default: refused with ERROR 2)")
 	maxUpload := fs.Int64("max-upload-size", 64<<20, "largest file a write request may store, in bytes")
+	blocking := fs.Int("blocking-sessions", 0, "transfers that wait for ACKs in a blocking read on a thread of their own (0: GOMAXPROCS, -1: none)")
+	linger := fs.Duration("file-linger", 0, "keep a file open and mapped this long after its last transfer (0: 30s, negative: close at once)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,7 +61,7 @@ func runTFTPServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := tftp.Config{Source: src, MaxBlksize: *maxBlksize, MaxWindowsize: *maxWindow,
 		MaxSessions: *maxSessions, Timeout: *timeout, Retries: *retries, SinglePort: *singlePort, Logger: logger,
-		MaxUploadSize: *maxUpload}
+		MaxUploadSize: *maxUpload, BlockingSessions: *blocking, FileLinger: *linger}
 	if *allowWrite {
 		cfg.Uploads = src
 	}
