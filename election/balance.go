@@ -31,7 +31,7 @@ const (
 	// sizing its correction, so an epoch without clients asks for a
 	// finite share (on a quiet subnet one or two clients owed still take
 	// the balance to its bound).
-	minEpochDue = 1.0
+	minEpochDue = 2.0
 	// maxDeficitEpochs and maxDeficitClients bound the deficit kept (in
 	// epochs of expected clients, plus clients), so a deficit that cannot
 	// be made up (the balance at its bound) does not pile up.

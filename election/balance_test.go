@@ -33,8 +33,9 @@ func TestBalanceFollowsTheScore(t *testing.T) {
 		// half the remaining 1.14 over the next epoch of 2 is a share of
 		// 1.29 times the base.
 		{name: "owed two, some returning now", due: 22, won: 20, epochDue: 2, inForce: 512, wantShare: 1 + 0.5*(2-2*(1.5/10.5/0.1-1))/2},
-		// A quiet epoch counts as one client: owed one, half made up.
-		{name: "owed one, quiet subnet", due: 21, won: 20, epochDue: 0, wantShare: 1.5},
+		// A quiet epoch counts as two clients: owed one, half of it made
+		// up over the next two.
+		{name: "owed one, quiet subnet", due: 21, won: 20, epochDue: 0, wantShare: 1.25},
 		{name: "not eligible", due: 30, won: 20, epochDue: 2, ineligib: true, wantBal: 0},
 		{name: "alone", due: 30, won: 20, epochDue: 2, alone: true, wantBal: 0},
 	}
