@@ -2,6 +2,7 @@ package firmlab
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -72,8 +73,8 @@ func Read(path string) (*Report, error) {
 	open := map[netip.AddrPort]*transferState{}
 	for {
 		data, ci, err := r.ReadPacketData()
-		if err == io.EOF {
-			break
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			break // a capture still being written may end inside a record
 		}
 		if err != nil {
 			return rep, fmt.Errorf("firmlab: %s: %w", path, err)

@@ -156,6 +156,15 @@ func TestFirmwareBootsFromPeerboot(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The agent logs a transfer as done when the last ACK arrives; tcpdump
+	// may still hold the last blocks (a loaded machine can starve it for
+	// longer than Stop waits for the file to stop growing), so wait,
+	// bounded, until the capture shows every fetched file whole.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if rep, _ := firmlab.Read(pcap); rep != nil && capturedWhole(rep, cases, fetched) {
+			break
+		}
+	}
 	capture.Stop()
 	for _, c := range cases {
 		b, _ := os.ReadFile(filepath.Join(c.g.Dir, "qemu.log"))
@@ -186,6 +195,24 @@ func TestFirmwareBootsFromPeerboot(t *testing.T) {
 			checkBoot(t, rep, c, agentIP, took[i])
 		})
 	}
+}
+
+// capturedWhole reports whether the capture holds a complete transfer of
+// each fetched guest's file (polling a capture that is still being written).
+func capturedWhole(rep *firmlab.Report, cases []*guestCase, fetched []bool) bool {
+	for i, c := range cases {
+		if !fetched[i] {
+			continue
+		}
+		found := false
+		for _, tr := range rep.Transfers {
+			found = found || (tr.File == c.file && tr.Complete && tr.Bytes == int64(c.size))
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // checkBoot asserts, from the capture, how the guest booted from peerboot.
