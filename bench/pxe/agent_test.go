@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -38,19 +37,18 @@ type agentCounters struct {
 }
 
 type agentLab struct {
-	lab      *netlab.Lab
-	boot     *netlab.Host
+	net      *benchNet
 	agent    *exec.Cmd
 	stats    string
 	log      string
 	serverIP netip.Addr
 }
 
-func startAgent(t testing.TB, subnet string, extra ...string) *agentLab {
+// startAgent starts the standalone agent in the server namespace of a new
+// benchNet on subnet (fabric fabricBridge or fabricPair); extra are more
+// agent flags.
+func startAgent(t testing.TB, fabric, subnet string, extra ...string) *agentLab {
 	t.Helper()
-	if err := netlab.Available(); err != nil {
-		t.Fatalf("needs root and iproute2: %v", err)
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "peerboot")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/peerboot/peerboot/cmd/peerboot").CombinedOutput(); err != nil {
@@ -60,21 +58,12 @@ func startAgent(t testing.TB, subnet string, extra ...string) *agentLab {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	l, err := netlab.New(subnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	p := netip.MustParsePrefix(subnet).Addr().As4()
-	p[3] = 1
-	al := &agentLab{lab: l, stats: filepath.Join(dir, "stats.json"), serverIP: netip.AddrFrom4(p)}
-	if al.boot, err = l.AddHost("boot", al.serverIP.String()); err != nil {
-		t.Fatal(err)
-	}
+	n := newBenchNet(t, fabric, subnet, "boot")
+	al := &agentLab{net: n, stats: filepath.Join(dir, "stats.json"), serverIP: n.server.Addr}
 	args := append([]string{"agent", "--standalone", "--interface", "eth0", "--tftp-root", root,
 		"--bootfile", "bios=bios.0", "--bootfile", "efi64=x64.efi", "--bootfile", "arm64=aa64.efi",
 		"--stats-file", al.stats}, extra...)
-	al.agent = al.boot.Command(context.Background(), bin, args...)
+	al.agent = n.server.Command(context.Background(), bin, args...)
 	logPath := filepath.Join(dir, "agent.log")
 	al.log = logPath
 	logf, err := os.Create(logPath)
@@ -83,35 +72,24 @@ func startAgent(t testing.TB, subnet string, extra ...string) *agentLab {
 	}
 	t.Cleanup(func() { logf.Close() })
 	al.agent.Stdout, al.agent.Stderr = logf, logf
-	if err := startOnPinnedThread(t, l, al.agent); err != nil {
+	if err := startOnPinnedThread(t, n.start, al.agent); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		out, _ := al.boot.Command(context.Background(), "ss", "-Hlun").Output()
-		if strings.Contains(string(out), ":4011 ") {
-			break
-		}
-		if i == 100 {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("agent not listening after 10s:\n%s", b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	n.waitListening(t, logPath, ":4011 ")
 	return al
 }
 
-// startOnPinnedThread starts cmd from an OS thread that stays alive until
-// the test ends. netlab starts processes with Pdeathsig, which fires when
-// the forking thread exits, and Host.Do ends the threads it locks: a
-// process forked from a thread that Do later takes would be killed.
-func startOnPinnedThread(t testing.TB, l *netlab.Lab, cmd *exec.Cmd) error {
+// startOnPinnedThread starts cmd (through start, which records it for the
+// lab's Close) from an OS thread that stays alive until the test ends, so
+// nothing tied to the forking thread's life can end the process early.
+func startOnPinnedThread(t testing.TB, start func(*exec.Cmd) error, cmd *exec.Cmd) error {
 	errc := make(chan error, 1)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		errc <- l.Start(cmd)
+		errc <- start(cmd)
 		<-release
 	}()
 	return <-errc
@@ -197,12 +175,12 @@ func exchange(t *testing.T, h *netlab.Host, local, to netip.AddrPort, msg []byte
 }
 
 func TestAgentAnswersPXEOnlyAndRelays(t *testing.T) {
-	al := startAgent(t, "198.18.42.0/24")
-	plain, err := al.lab.AddHost("plain", "198.18.42.4")
+	al := startAgent(t, fabricBridge, "198.18.42.0/24")
+	plain, err := al.net.lab.AddHost("plain", "198.18.42.4")
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := al.lab.AddHost("relay", "198.18.42.250")
+	relay, err := al.net.lab.AddHost("relay", "198.18.42.250")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,17 +269,14 @@ func floodFrames(h *netlab.Host, to netip.Addr, toMAC frame.MAC, n int) (int, er
 }
 
 func TestFloodOfMalformedFramesWhileClientsAreServed(t *testing.T) {
-	al := startAgent(t, "198.18.43.0/24", "--per-mac-rate", "-1", "--global-rate", "-1")
-	load, err := al.lab.AddHost("load", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	flood, err := al.lab.AddHost("flood", "198.18.43.3")
+	al := startAgent(t, fabricBridge, "198.18.43.0/24", "--per-mac-rate", "-1", "--global-rate", "-1")
+	load := al.net.load
+	flood, err := al.net.lab.AddHost("flood", "198.18.43.3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var agentMAC frame.MAC
-	hw, _ := net.ParseMAC(al.boot.MAC)
+	hw, _ := net.ParseMAC(al.net.server.MAC)
 	copy(agentMAC[:], hw)
 	const floodN = 20000
 	floodDone := make(chan int, 1)

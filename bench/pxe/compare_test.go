@@ -18,33 +18,22 @@ import (
 // dnsmasqLab is dnsmasq in proxy mode with one PXE service per client
 // system type the load generator plays, answering on 67 and 4011.
 type dnsmasqLab struct {
-	lab      *netlab.Lab
-	server   *netlab.Host
+	net      *benchNet
 	cmd      *exec.Cmd
 	serverIP netip.Addr
 }
 
-func startDnsmasq(t testing.TB, subnet string) *dnsmasqLab {
+// startDnsmasq starts dnsmasq in the server namespace of a new benchNet
+// on subnet (fabric fabricBridge or fabricPair).
+func startDnsmasq(t testing.TB, fabric, subnet string) *dnsmasqLab {
 	t.Helper()
-	if err := netlab.Available(); err != nil {
-		t.Fatalf("needs root and iproute2: %v", err)
-	}
 	bin, err := exec.LookPath("dnsmasq")
 	if err != nil {
 		t.Fatalf("dnsmasq is required for the comparison (Debian package dnsmasq-base): %v", err)
 	}
 	p := netip.MustParsePrefix(subnet)
-	l, err := netlab.New(subnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	a := p.Addr().As4()
-	a[3] = 1
-	dl := &dnsmasqLab{lab: l, serverIP: netip.AddrFrom4(a)}
-	if dl.server, err = l.AddHost("dnsmasq", dl.serverIP.String()); err != nil {
-		t.Fatal(err)
-	}
+	n := newBenchNet(t, fabric, subnet, "dnsmasq")
+	dl := &dnsmasqLab{net: n, serverIP: n.server.Addr}
 	dir := t.TempDir()
 	args := []string{"--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0", "--bind-interfaces",
 		"--dhcp-leasefile=" + filepath.Join(dir, "leases"), "--pid-file=", "--user=root", "--quiet-dhcp",
@@ -56,7 +45,7 @@ func startDnsmasq(t testing.TB, subnet string) *dnsmasqLab {
 		"--pxe-service=x86-64_EFI,boot,x64.efi",
 		"--pxe-service=ARM64_EFI,boot,aa64.efi",
 	}
-	dl.cmd = dl.server.Command(context.Background(), bin, args...)
+	dl.cmd = n.server.Command(context.Background(), bin, args...)
 	logPath := filepath.Join(dir, "stderr.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -64,20 +53,10 @@ func startDnsmasq(t testing.TB, subnet string) *dnsmasqLab {
 	}
 	t.Cleanup(func() { logf.Close() })
 	dl.cmd.Stdout, dl.cmd.Stderr = logf, logf
-	if err := l.Start(dl.cmd); err != nil {
+	if err := n.start(dl.cmd); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		out, _ := dl.server.Command(context.Background(), "ss", "-Hlun").Output()
-		if strings.Contains(string(out), ":4011 ") && strings.Contains(string(out), ":67 ") {
-			break
-		}
-		if i == 100 {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("dnsmasq not listening on 67 and 4011 after 10s:\n%s", b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	n.waitListening(t, logPath, ":4011 ", ":67 ")
 	return dl
 }
 
@@ -119,20 +98,16 @@ func (m measured) cpuPer1k() float64 {
 	return m.CPUSeconds / float64(m.Exchanges) * 1000
 }
 
-// runLoad runs the load generator from a client namespace of lab against
-// the server process pid and measures the server's CPU time meanwhile.
-func runLoad(t testing.TB, lab *netlab.Lab, subnet string, pid, clients int, d time.Duration) measured {
+// runLoad runs the load generator from n's load namespace against the
+// server process pid and measures the server's CPU time meanwhile.
+func runLoad(t testing.TB, n *benchNet, subnet string, pid, clients int, d time.Duration) measured {
 	t.Helper()
-	load, err := lab.AddHost("load", "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	u0, s0, err := cpuTicks(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var r Result
-	err = load.Do(func() error {
+	err = n.load.Do(func() error {
 		var err error
 		r, err = Run(context.Background(), Config{Interface: "eth0", Clients: clients, Duration: d,
 			ClientNet: netip.MustParsePrefix(subnet)})
@@ -148,17 +123,56 @@ func runLoad(t testing.TB, lab *netlab.Lab, subnet string, pid, clients int, d t
 	return measured{Result: r, CPUSeconds: float64(u1+s1-u0-s0) / clockTicks, SysSeconds: float64(s1-s0) / clockTicks}
 }
 
-// TestLoadgenCountsDnsmasqExchanges checks that the load generator
-// completes the whole exchange against dnsmasq for every client
-// architecture it plays, so the side-by-side figures compare the same
-// work.
+// TestLoadgenCountsDnsmasqExchanges checks, over each fabric, that the
+// load generator completes the whole exchange against dnsmasq for every
+// client architecture it plays (dnsmasq answers 4011 through a UDP
+// socket, so this also needs the load generator's ARP answers), so the
+// side-by-side figures compare the same work; and that the fabric's
+// namespaces are gone afterwards.
 func TestLoadgenCountsDnsmasqExchanges(t *testing.T) {
-	const subnet = "198.18.46.0/24"
-	dl := startDnsmasq(t, subnet)
-	m := runLoad(t, dl.lab, subnet, dl.cmd.Process.Pid, len(archs), time.Second)
-	t.Logf("dnsmasq: %s; cpu %.2fs", m.Result, m.CPUSeconds)
+	for i, fabric := range []string{fabricPair, fabricBridge} {
+		t.Run("fabric="+fabric, func(t *testing.T) {
+			var dl *dnsmasqLab
+			// Registered first, so it runs after the lab's own cleanup.
+			t.Cleanup(func() { checkNamespacesGone(t, dl) })
+			subnet := fmt.Sprintf("198.18.%d.0/24", 46+i*2)
+			dl = startDnsmasq(t, fabric, subnet)
+			m := runLoad(t, dl.net, subnet, dl.cmd.Process.Pid, len(archs), time.Second)
+			t.Logf("dnsmasq over %s: %s; cpu %.2fs", fabric, m.Result, m.CPUSeconds)
+			if m.ClientsServed != len(archs) || m.Exchanges < uint64(len(archs)) {
+				t.Fatalf("exchanges with dnsmasq incomplete: %d of %d clients served, %s", m.ClientsServed, len(archs), m.Result)
+			}
+		})
+	}
+}
+
+// TestLoadgenCountsAgentExchangesOverPair checks the benchmark's default
+// fabric against peerboot: every client architecture completes exchanges
+// over the veth pair, and the agent counted an ACK for each.
+func TestLoadgenCountsAgentExchangesOverPair(t *testing.T) {
+	const subnet = "198.18.47.0/24"
+	al := startAgent(t, fabricPair, subnet, "--per-mac-rate", "-1", "--global-rate", "-1")
+	m := runLoad(t, al.net, subnet, al.agent.Process.Pid, len(archs), time.Second)
+	c := al.stop(t)
+	t.Logf("peerboot over the pair: %s; cpu %.2fs; agent %+v", m.Result, m.CPUSeconds, c.PXE)
 	if m.ClientsServed != len(archs) || m.Exchanges < uint64(len(archs)) {
-		t.Fatalf("exchanges with dnsmasq incomplete: %d of %d clients served, %s", m.ClientsServed, len(archs), m.Result)
+		t.Fatalf("exchanges with peerboot incomplete: %d of %d clients served, %s", m.ClientsServed, len(archs), m.Result)
+	}
+	if c.PXE.Acks < m.Exchanges {
+		t.Fatalf("agent counted %d ACKs for %d completed exchanges", c.PXE.Acks, m.Exchanges)
+	}
+}
+
+// checkNamespacesGone fails the test if a namespace of dl's network is
+// still there.
+func checkNamespacesGone(t *testing.T, dl *dnsmasqLab) {
+	if dl == nil {
+		return
+	}
+	for _, h := range []*netlab.Host{dl.net.server, dl.net.load} {
+		if _, err := os.Stat("/run/netns/" + h.NS); err == nil {
+			t.Errorf("namespace %s still exists after cleanup", h.NS)
+		}
 	}
 }
 
@@ -175,12 +189,21 @@ const (
 // completed DISCOVER -> OFFER -> REQUEST 4011 -> ACK exchanges per second
 // at saturation, their p99 latency, and the server's CPU seconds per 1,000
 // exchanges. Each iteration is one full load run; run with -benchtime=1x.
+//
+// Each server and the load generator share one veth pair and nothing else
+// (PXEBENCH_FABRIC=bridge puts both on a netlab bridge instead, with its
+// netfilter hooks off unless PXEBENCH_BRIDGE_NF=1).
 func BenchmarkProxyDHCP(b *testing.B) {
+	fabric := benchFabric(b)
+	b.Run("fabric="+fabric, func(b *testing.B) { benchmarkServers(b, fabric) })
+}
+
+func benchmarkServers(b *testing.B, fabric string) {
 	b.Run("server=peerboot", func(b *testing.B) {
 		const subnet = "198.18.44.0/24"
-		al := startAgent(b, subnet, append([]string{"--per-mac-rate", "-1", "--global-rate", "-1", "--log-level", "warn"}, strings.Fields(os.Getenv("PXEBENCH_AGENT_ARGS"))...)...)
-		bridgeHooks(b, al.lab)
-		exchanges := reportLoad(b, al.lab, subnet, al.agent.Process.Pid)
+		al := startAgent(b, fabric, subnet, append([]string{"--per-mac-rate", "-1", "--global-rate", "-1", "--log-level", "warn"}, strings.Fields(os.Getenv("PXEBENCH_AGENT_ARGS"))...)...)
+		b.Log(al.net.describe(b))
+		exchanges := reportLoad(b, al.net, subnet, al.agent.Process.Pid)
 		c := al.stop(b)
 		if c.PXE.Acks < exchanges {
 			b.Fatalf("agent counted %d ACKs for %d completed exchanges", c.PXE.Acks, exchanges)
@@ -192,46 +215,20 @@ func BenchmarkProxyDHCP(b *testing.B) {
 	})
 	b.Run("server=dnsmasq", func(b *testing.B) {
 		const subnet = "198.18.45.0/24"
-		dl := startDnsmasq(b, subnet)
-		bridgeHooks(b, dl.lab)
-		reportLoad(b, dl.lab, subnet, dl.cmd.Process.Pid)
+		dl := startDnsmasq(b, fabric, subnet)
+		b.Log(dl.net.describe(b))
+		reportLoad(b, dl.net, subnet, dl.cmd.Process.Pid)
 	})
-}
-
-// bridgeHooks decides whether frames crossing the lab's bridge pass
-// through the host's iptables hooks (br_netfilter, when the kernel has
-// it). Whichever process sends a frame pays for the bridge in its own
-// system time (the bridge runs in the sender's softirq), so the hooks add
-// the same fixed cost per frame to every server's CPU figure. The issue
-// specifies the benchmark over a veth pair; by default the hooks are
-// turned off in the lab's hub namespace so the figures do not depend on
-// br_netfilter. PXEBENCH_BRIDGE_NF=1 keeps them, to compare.
-func bridgeHooks(b *testing.B, lab *netlab.Lab) {
-	if os.Getenv("PXEBENCH_BRIDGE_NF") == "1" {
-		b.Log("bridge netfilter hooks: as the host has them")
-		return
-	}
-	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil {
-		b.Log("bridge netfilter hooks: none in this kernel")
-		return
-	}
-	out, err := lab.HubCommand(context.Background(), "sysctl", "-qw",
-		"net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0",
-		"net.bridge.bridge-nf-call-arptables=0").CombinedOutput()
-	if err != nil {
-		b.Fatalf("turning off the bridge's netfilter hooks: %v: %s", err, out)
-	}
-	b.Log("bridge netfilter hooks: off in the lab's hub namespace")
 }
 
 // reportLoad runs b.N load runs and reports their figures; it returns the
 // exchanges completed.
-func reportLoad(b *testing.B, lab *netlab.Lab, subnet string, pid int) uint64 {
+func reportLoad(b *testing.B, n *benchNet, subnet string, pid int) uint64 {
 	var total measured
 	var p99 time.Duration
 	b.ResetTimer()
 	for range b.N {
-		m := runLoad(b, lab, subnet, pid, benchClients, benchDuration)
+		m := runLoad(b, n, subnet, pid, benchClients, benchDuration)
 		b.Logf("%s; server cpu %.2fs (%.2fs kernel) = %.4f cpu-s/1k", m.Result, m.CPUSeconds, m.SysSeconds, m.cpuPer1k())
 		if m.Exchanges == 0 {
 			b.Fatalf("no exchange completed: %s", m.Result)
