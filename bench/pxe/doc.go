@@ -3,7 +3,9 @@
 // plays N PXE clients on raw Ethernet frames (distinct MACs, GUIDs and
 // architectures), each doing DISCOVER -> ProxyDHCP OFFER -> REQUEST on
 // 4011 -> ACK in a loop, and reports completed exchanges per second and
-// latency percentiles.
+// latency percentiles. The benchmark joins each server's namespace and
+// the load generator's by one veth pair (netlab.NewPair), so the figures
+// carry no bridge; PXEBENCH_FABRIC=bridge measures on a netlab bridge.
 //
 // It is a test and benchmark tool: production packages must never import
 // it, and it must not import the servers it measures (pxe, engine).
