@@ -62,13 +62,9 @@ func New(subnet string) (*Lab, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
-	p, err := netip.ParsePrefix(subnet)
+	p, err := labPrefix(subnet)
 	if err != nil {
-		return nil, fmt.Errorf("netlab: subnet %q: %w", subnet, err)
-	}
-	p = p.Masked()
-	if !Allowed.Contains(p.Addr()) || p.Bits() < Allowed.Bits() {
-		return nil, fmt.Errorf("netlab: subnet %s is outside %s", p, Allowed)
+		return nil, err
 	}
 	name := fmt.Sprintf("pb%d-%d", os.Getpid(), labSeq.Add(1))
 	l := &Lab{Name: name, Prefix: p, hub: name + "-hub"}
@@ -106,16 +102,9 @@ func (l *Lab) AddHost(name, addr string) (*Host, error) {
 	l.nextV++
 	idx := l.nextV
 	l.mu.Unlock()
-	h := &Host{lab: l, Name: name, NS: l.Name + "-" + name, If: "eth0"}
-	if addr != "" {
-		a, err := netip.ParseAddr(addr)
-		if err != nil {
-			return nil, fmt.Errorf("netlab: host %s address %q: %w", name, addr, err)
-		}
-		if !l.Prefix.Contains(a) {
-			return nil, fmt.Errorf("netlab: host %s address %s is outside %s", name, a, l.Prefix)
-		}
-		h.Addr = a
+	h, err := l.describeHost(name, addr)
+	if err != nil {
+		return nil, err
 	}
 	if err := l.initNS(h.NS); err != nil {
 		return nil, err
@@ -140,12 +129,8 @@ func (l *Lab) AddHost(name, addr string) (*Host, error) {
 			return nil, err
 		}
 	}
-	out, err := exec.Command("ip", "-n", h.NS, "-br", "link", "show", "eth0").Output()
-	if err != nil {
-		return nil, fmt.Errorf("netlab: reading MAC of %s: %w", h.NS, err)
-	}
-	if f := strings.Fields(string(out)); len(f) >= 3 {
-		h.MAC = f[2]
+	if h.MAC, err = linkMAC(h.NS, "eth0"); err != nil {
+		return nil, err
 	}
 	return h, nil
 }

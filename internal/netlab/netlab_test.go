@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -28,32 +29,9 @@ func TestLabHostsTalkAndCleanUp(t *testing.T) {
 		l.Close()
 		t.Fatal(err)
 	}
-	var srv *net.UDPConn
-	if err := a.Do(func() (err error) {
-		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 200, 1), Port: 9999})
-		return err
-	}); err != nil {
+	if err := sayHello(a, b, net.IPv4(198, 18, 200, 1), net.IPv4(198, 18, 200, 2)); err != nil {
 		l.Close()
 		t.Fatal(err)
-	}
-	defer srv.Close()
-	var cli *net.UDPConn
-	if err := b.Do(func() (err error) {
-		cli, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(198, 18, 200, 1), Port: 9999})
-		return err
-	}); err != nil {
-		l.Close()
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	if _, err := cli.Write([]byte("hello")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 16)
-	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, from, err := srv.ReadFromUDP(buf)
-	if err != nil || string(buf[:n]) != "hello" || !from.IP.Equal(net.IPv4(198, 18, 200, 2)) {
-		t.Fatalf("got %q from %v err %v", buf[:n], from, err)
 	}
 	// A process started in a namespace is killed by Close.
 	cmd := b.Command(context.Background(), "sleep", "300")
@@ -76,4 +54,35 @@ func TestRefusesAddressesOutsideBenchmarkRange(t *testing.T) {
 	if _, err := New("10.0.0.0/24"); err == nil {
 		t.Fatal("a lab outside 198.18.0.0/15 was allowed")
 	}
+}
+
+// sayHello sends one datagram from host b to host a (addresses aIP, bIP)
+// over real sockets in their namespaces and checks it arrives from bIP.
+func sayHello(a, b *Host, aIP, bIP net.IP) error {
+	var srv *net.UDPConn
+	if err := a.Do(func() (err error) {
+		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: aIP, Port: 9999})
+		return err
+	}); err != nil {
+		return err
+	}
+	defer srv.Close()
+	var cli *net.UDPConn
+	if err := b.Do(func() (err error) {
+		cli, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: aIP, Port: 9999})
+		return err
+	}); err != nil {
+		return err
+	}
+	defer cli.Close()
+	if _, err := cli.Write([]byte("hello")); err != nil {
+		return err
+	}
+	buf := make([]byte, 16)
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := srv.ReadFromUDP(buf)
+	if err != nil || string(buf[:n]) != "hello" || !from.IP.Equal(bIP) {
+		return fmt.Errorf("got %q from %v, err %v; want hello from %v", buf[:n], from, err, bIP)
+	}
+	return nil
 }

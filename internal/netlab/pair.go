@@ -35,10 +35,10 @@ func NewPair(subnet, nameA, addrA, nameB, addrB string) (*Pair, error) {
 	name := fmt.Sprintf("pb%d-%d", os.Getpid(), labSeq.Add(1))
 	l := &Lab{Name: name, Prefix: prefix}
 	p := &Pair{lab: l}
-	if p.A, err = l.pairHost(nameA, addrA); err != nil {
+	if p.A, err = l.describeHost(nameA, addrA); err != nil {
 		return nil, err
 	}
-	if p.B, err = l.pairHost(nameB, addrB); err != nil {
+	if p.B, err = l.describeHost(nameB, addrB); err != nil {
 		return nil, err
 	}
 	if p.A.NS == p.B.NS {
@@ -101,9 +101,10 @@ func labPrefix(subnet string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// pairHost describes host name of the lab with address addr ("" = none),
-// which must lie in the lab's subnet; it creates nothing.
-func (l *Lab) pairHost(name, addr string) (*Host, error) {
+// describeHost describes host name of the lab with address addr ("" =
+// none), which must lie in the lab's subnet; it creates nothing (AddHost
+// and NewPair build on it).
+func (l *Lab) describeHost(name, addr string) (*Host, error) {
 	h := &Host{lab: l, Name: name, NS: l.Name + "-" + name, If: "eth0"}
 	if addr == "" {
 		return h, nil
