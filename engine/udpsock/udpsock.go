@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/peerboot/peerboot/engine"
@@ -97,7 +98,6 @@ func Open(cfg Config) (*Socket, error) {
 			for _, o := range [][3]int{
 				{unix.SOL_SOCKET, unix.SO_BROADCAST, 1},
 				{unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
-				{unix.IPPROTO_IP, unix.IP_PKTINFO, 1},
 			} {
 				if serr = unix.SetsockoptInt(int(fd), o[0], o[1], o[2]); serr != nil {
 					return
@@ -117,6 +117,14 @@ func Open(cfg Config) (*Socket, error) {
 		return nil, fmt.Errorf("udpsock: listen on port %d: %w", cfg.Port, err)
 	}
 	conn := c.(*net.UDPConn)
+	// Packet info (IP_PKTINFO on Linux): the interface and destination
+	// address of every datagram. The batch reads and writes below parse and
+	// build it themselves, because x/net/ipv4's ReadBatch/WriteBatch and
+	// ControlMessage allocate per message.
+	if err := ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("udpsock: packet info on port %d: %w", cfg.Port, err)
+	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()
