@@ -19,6 +19,9 @@ const (
 	DefaultMaxMembers        = 1024
 	DefaultMaxClients        = 1 << 16
 	DefaultFailoverDepth     = 3
+	// DefaultBoundaryGuard is Config.BoundaryGuard's default (at most a
+	// quarter of the load epoch).
+	DefaultBoundaryGuard = 500 * time.Millisecond
 	// MissedHeartbeats is how many heartbeat intervals of silence remove an
 	// agent from the view.
 	MissedHeartbeats = 3
@@ -58,6 +61,18 @@ type Config struct {
 	// means 10 heartbeat intervals; it must be at least 4. A new agent
 	// answers from its second boundary on.
 	LoadEpoch time.Duration
+	// BoundaryGuard is the window on each side of a load-epoch boundary
+	// in which a request is ranked with the inputs of both sides: when the
+	// two put different agents first, the old first answers at once only
+	// before boundary + BoundaryGuard/2 and the new first waits one
+	// ElectionWait until boundary + BoundaryGuard, so agents whose clocks
+	// differ by less than BoundaryGuard/2 never both answer at once. Zero
+	// means DefaultBoundaryGuard, capped at LoadEpoch/4; it must not
+	// exceed LoadEpoch/4.
+	BoundaryGuard time.Duration
+	// NoBoundaryGuard turns the guard off: every agent switches rankings
+	// at the boundary by its own clock (for comparison and diagnosis).
+	NoBoundaryGuard bool
 	// MaxClockSkew bounds |sender clock - our clock|; older or newer
 	// messages are dropped as stale.
 	MaxClockSkew time.Duration
@@ -115,6 +130,11 @@ func (c Config) withDefaults() (Config, error) {
 	orDefault(&c.LoadEpoch, 10*c.HeartbeatInterval)
 	if c.LoadEpoch < 4*c.HeartbeatInterval || c.LoadEpoch > time.Hour {
 		return c, fmt.Errorf("election: load epoch %v must lie between 4 heartbeat intervals (%v) and 1h", c.LoadEpoch, 4*c.HeartbeatInterval)
+	}
+	if c.BoundaryGuard <= 0 {
+		c.BoundaryGuard = min(DefaultBoundaryGuard, c.LoadEpoch/4)
+	} else if c.BoundaryGuard > c.LoadEpoch/4 {
+		return c, fmt.Errorf("election: boundary guard %v exceeds a quarter of the load epoch (%v)", c.BoundaryGuard, c.LoadEpoch/4)
 	}
 	orDefault(&c.FailoverDepth, DefaultFailoverDepth)
 	orDefault(&c.MaxClockSkew, DefaultMaxClockSkew)

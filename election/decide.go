@@ -84,7 +84,7 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 		e.callLater(done, Decision{Action: Defer, Agent: pinned, Rank: e.positionLocked(st, pinned, now, image)})
 		return
 	}
-	pos := e.positionLocked(st, pinned, now, image)
+	pos, wait := e.positionWaitLocked(st, pinned, now, image)
 	switch {
 	case pos < 0:
 		e.stats.deferred.Add(1)
@@ -94,23 +94,44 @@ func (e *Elector) Request(client ClientKey, needImage string, done func(Decision
 		// that would stop the timeout.
 		e.stats.deferred.Add(1)
 		e.callLater(done, Decision{Action: Defer, Agent: pinned, Rank: pos})
-	case pos == 0:
+	case wait == 0:
 		e.claimLocked(st, image, now)
 		e.stats.served.Add(1)
 		e.callLater(done, Decision{Action: Serve, Agent: e.self.id, Rank: 0})
 	default:
 		r := &round{rank: pos, waiters: []func(Decision){done}}
 		st.round = r
-		r.timer = e.clock.AfterFunc(time.Duration(pos)*e.cfg.ElectionWait, func() { e.roundExpired(st, r, image) })
+		r.timer = e.clock.AfterFunc(wait, func() { e.roundExpired(st, r, image) })
 	}
 }
 
 func (e *Elector) positionLocked(st *clientState, pinned AgentID, now time.Time, image uint64) int {
+	pos, _ := e.positionWaitLocked(st, pinned, now, image)
+	return pos
+}
+
+// positionWaitLocked is this agent's rank for the client and how long it
+// waits before answering if no claim arrives (0: answer at once). Near a
+// load-epoch boundary the guard may rank it by the other side of the
+// boundary, or make the new first wait (see boundaryView).
+func (e *Elector) positionWaitLocked(st *clientState, pinned AgentID, now time.Time, image uint64) (int, time.Duration) {
 	skip := AgentID(0)
 	if st.distrusts(st.distrusted, now.UnixNano()) {
 		skip = st.distrusted
 	}
-	return position(e.members, e.self, pinned, skip, now.UnixNano(), st.key.MAC, image, e.cfg.FailoverDepth)
+	at := now.UnixNano()
+	if pinned == 0 && !e.cfg.NoBoundaryGuard {
+		var newFirst *member
+		at, newFirst = boundaryView(e.members, skip, now.UnixNano(), int64(e.cfg.LoadEpoch), int64(e.cfg.BoundaryGuard), st.key.MAC, image)
+		if newFirst != nil {
+			e.stats.boundaryGuarded.Add(1)
+			if newFirst == e.self {
+				return 1, e.cfg.ElectionWait * guardWaitQuarters / 4
+			}
+		}
+	}
+	pos := positionAt(e.members, e.self, pinned, skip, now.UnixNano(), at, st.key.MAC, image, e.cfg.FailoverDepth)
+	return pos, time.Duration(max(pos, 0)) * e.cfg.ElectionWait
 }
 
 // pinned is the agent whose claim on the client still holds, or 0.

@@ -42,15 +42,14 @@ func (e *Elector) sendHeartbeatLocked(flags uint8) error {
 			e.bal = balancer{}
 		}
 		e.annEpoch = ep
-		e.self.now, e.self.switchAt = newLoadState(e.annNow), (ep+1)*epochMS*int64(time.Millisecond)
+		e.self.setLoads(newLoadState(e.annNow), e.self.next, (ep+1)*epochMS*int64(time.Millisecond), epochMS*int64(time.Millisecond))
 		if !e.cfg.NoBalance {
 			// Decided with the balances in force from this boundary on.
 			e.annNext.Balance = e.bal.next(e.members, e.self, now.UnixNano())
 		}
 	}
 	s := e.self
-	s.now, s.next = newLoadState(e.annNow), newLoadState(e.annNext)
-	s.switchAt = (e.annEpoch + 1) * epochMS * int64(time.Millisecond)
+	s.setLoads(newLoadState(e.annNow), newLoadState(e.annNext), (e.annEpoch+1)*epochMS*int64(time.Millisecond), epochMS*int64(time.Millisecond))
 	s.images = e.pendImages
 	s.heard(now)
 	hb := wire.Heartbeat{Flags: flags, IntervalMS: uint32(e.cfg.HeartbeatInterval / time.Millisecond), EpochMS: uint32(epochMS),
@@ -117,9 +116,8 @@ func (e *Elector) onHeartbeat(from AgentID, hb *wire.Heartbeat, sentMS int64, no
 		e.stats.membersJoined.Add(1)
 		e.cfg.Logger.Debug("election: member joined", "agent", uint64(from))
 	}
-	m.now, m.next = newLoadState(hb.Now), newLoadState(hb.Next)
 	epochMS := min(int64(hb.EpochMS), int64(time.Hour/time.Millisecond))
-	m.switchAt = (sentMS/epochMS + 1) * epochMS * int64(time.Millisecond)
+	m.setLoads(newLoadState(hb.Now), newLoadState(hb.Next), (sentMS/epochMS+1)*epochMS*int64(time.Millisecond), epochMS*int64(time.Millisecond))
 	iv := time.Duration(hb.IntervalMS) * time.Millisecond
 	m.interval = min(max(iv, 50*time.Millisecond), time.Minute)
 	m.heard(now)

@@ -26,7 +26,9 @@ type member struct {
 	id        AgentID
 	seed      uint64    // mix64(id), the agent's rendezvous salt
 	now, next loadState // weight and load in force, and from switchAt on
+	prev      loadState // in force during the epoch before now's
 	switchAt  int64     // Unix ns: the next load epoch boundary
+	epoch     int64     // ns: the member's load epoch
 	interval  time.Duration
 	lastSeen  time.Time
 	liveUntil int64 // Unix ns: lastSeen + MissedHeartbeats intervals
@@ -64,7 +66,27 @@ func (m *member) load(now int64) *loadState {
 	if now >= m.switchAt {
 		return &m.next
 	}
+	if m.epoch > 0 && now < m.switchAt-m.epoch {
+		return &m.prev
+	}
 	return &m.now
+}
+
+// setLoads records what a heartbeat announced: now in force during the
+// epoch ending at switchAt, next from then on. When the heartbeat opens a
+// new epoch, what was in force keeps answering for the epoch before (the
+// boundary guard ranks with both sides of a boundary); after a gap, or for
+// a member heard for the first time, the epoch before is taken to be like
+// this one.
+func (m *member) setLoads(now, next loadState, switchAt, epoch int64) {
+	switch switchAt {
+	case m.switchAt:
+	case m.switchAt + epoch:
+		m.prev = m.now
+	default:
+		m.prev = now
+	}
+	m.now, m.next, m.switchAt, m.epoch = now, next, switchAt, epoch
 }
 
 // heard records a heartbeat from m at now.
@@ -79,6 +101,12 @@ func (m *member) live(now int64) bool { return now <= m.liveUntil }
 
 func (m *member) eligible(now int64) bool {
 	return now <= m.liveUntil && m.load(now).weight > 0
+}
+
+// eligibleWith reports whether m is live at now and ranks with the
+// weight in force at at.
+func (m *member) eligibleWith(now, at int64) bool {
+	return now <= m.liveUntil && m.load(at).weight > 0
 }
 
 func (m *member) holds(image uint64) bool {
@@ -190,20 +218,26 @@ func compareRanked(a, b rankedMember) int {
 // returns -1 if self is not eligible, and stops counting past limit (so a
 // low-ranked agent costs a fraction of a full scan).
 func position(members []*member, self *member, pinned, skip AgentID, now int64, mac [6]byte, image uint64, limit int) int {
-	if !self.eligible(now) {
+	return positionAt(members, self, pinned, skip, now, now, mac, image, limit)
+}
+
+// positionAt is position with members live at now ranked with the
+// weights and loads in force at at.
+func positionAt(members []*member, self *member, pinned, skip AgentID, now, at int64, mac [6]byte, image uint64, limit int) int {
+	if !self.eligibleWith(now, at) {
 		return -1
 	}
 	if pinned == self.id {
 		return 0
 	}
 	k := macKey(mac)
-	mine := self.key(k, image, now)
+	mine := self.key(k, image, at)
 	pos := 0
 	for _, m := range members {
-		if m == self || m.id == skip || !m.eligible(now) {
+		if m == self || m.id == skip || !m.eligibleWith(now, at) {
 			continue
 		}
-		if m.id == pinned || m.key(k, image, now).better(mine) {
+		if m.id == pinned || m.key(k, image, at).better(mine) {
 			pos++
 			if pos > limit {
 				return pos

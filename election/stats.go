@@ -21,6 +21,7 @@ type Stats struct {
 	HandoffNoHolder                  uint64 // no live agent holds the image
 	Requests, Served, Deferred       uint64
 	Failovers                        uint64 // answered after waiting out higher ranks
+	BoundaryGuarded                  uint64 // requests ranked by the boundary guard (two rankings disagreed)
 	ConflictsWon, ConflictsLost      uint64 // two claims for one client
 	MembersJoined, MembersLeft       uint64
 	MembersExpired, ClientTableFull  uint64
@@ -39,7 +40,7 @@ type counters struct {
 	handoffsTaken, handoffsFailed    atomic.Uint64
 	handoffNoHolder                  atomic.Uint64
 	requests, served, deferred       atomic.Uint64
-	failovers                        atomic.Uint64
+	failovers, boundaryGuarded       atomic.Uint64
 	conflictsWon, conflictsLost      atomic.Uint64
 	membersJoined, membersLeft       atomic.Uint64
 	membersExpired, clientTableFull  atomic.Uint64
@@ -61,7 +62,7 @@ func (e *Elector) Stats() Stats {
 		HandoffsTaken: c.handoffsTaken.Load(), HandoffsFailed: c.handoffsFailed.Load(),
 		HandoffNoHolder: c.handoffNoHolder.Load(),
 		Requests:        c.requests.Load(), Served: c.served.Load(), Deferred: c.deferred.Load(),
-		Failovers:    c.failovers.Load(),
+		Failovers: c.failovers.Load(), BoundaryGuarded: c.boundaryGuarded.Load(),
 		ConflictsWon: c.conflictsWon.Load(), ConflictsLost: c.conflictsLost.Load(),
 		MembersJoined: c.membersJoined.Load(), MembersLeft: c.membersLeft.Load(),
 		MembersExpired: c.membersExpired.Load(), ClientTableFull: c.clientTableFull.Load(),

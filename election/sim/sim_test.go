@@ -153,31 +153,69 @@ func TestBalancingKeepsWeightsAndLoads(t *testing.T) {
 
 // TestClockSkewAtEpochBoundaries: with balancing, rankings change at
 // nearly every load epoch boundary while clients arrive, and agents whose
-// clocks differ by a few milliseconds switch a few milliseconds apart. A
-// request in that window may be ranked two ways; claims and pins must
-// keep exactly one responder for >= 99.9% of clients (50 agents, clocks
-// within +-5 ms, 1% loss, 10,000 clients over 25 epochs).
+// clocks differ switch at different instants. A request near a boundary
+// may be ranked two ways; the boundary guard must keep exactly one
+// responder for >= 99.9% of clients with agent clocks within +-5, +-50 and
+// +-200 ms (50 agents, 1% loss, 10,000 clients over 50 boundaries of 2 s
+// epochs), and every agent within +-20% of its share. Without the guard
+// the same run at +-50 ms misses 99.9%: the guard is what holds it.
 func TestClockSkewAtEpochBoundaries(t *testing.T) {
-	s := shareScenario(50, baseConfig())
-	rng := rand.New(rand.NewPCG(5, 5))
-	s.Setup = func(n *Network) {
-		for _, nd := range n.Nodes {
-			nd.Skew = time.Duration(rng.Int64N(int64(10*time.Millisecond))) - 5*time.Millisecond
+	for _, tc := range []struct {
+		skew    time.Duration // each clock off by a uniform amount within +-skew
+		noGuard bool
+	}{
+		{5 * time.Millisecond, false},
+		{50 * time.Millisecond, false},
+		{200 * time.Millisecond, false},
+		{50 * time.Millisecond, true},
+	} {
+		name := fmt.Sprintf("%v-guard", tc.skew)
+		if tc.noGuard {
+			name = fmt.Sprintf("%v-no-guard", tc.skew)
 		}
-	}
-	out := run(t, s)
-	ratio := float64(out.ExactlyOne) / float64(len(out.Clients))
-	conflicts := uint64(0)
-	for _, nd := range out.Net.Nodes {
-		conflicts += nd.Elector.Stats().ConflictsLost
-	}
-	t.Logf("clocks within +-5 ms: exactly one %d, none %d, multiple %d (%.4f); %d claim conflicts lost", out.ExactlyOne, out.None, out.Multiple, ratio, conflicts)
-	if ratio < 0.999 || out.None != 0 {
-		t.Fatalf("exactly one responder for %.4f of clients (none %d), want >= 0.999", ratio, out.None)
-	}
-	lo, hi, outside, fair := spread(out)
-	if outside > 0 {
-		t.Fatalf("%d agents outside +-20%% of %.0f (min %d, max %d)", outside, fair, lo, hi)
+		t.Run(name, func(t *testing.T) {
+			cfg := baseConfig()
+			cfg.HeartbeatInterval, cfg.LoadEpoch = 500*time.Millisecond, 2*time.Second
+			cfg.NoBoundaryGuard = tc.noGuard
+			s := shareScenario(50, cfg)
+			rng := rand.New(rand.NewPCG(5, 5))
+			s.Setup = func(n *Network) {
+				for _, nd := range n.Nodes {
+					nd.Skew = time.Duration(rng.Int64N(int64(2*tc.skew)+1)) - tc.skew
+				}
+			}
+			out := run(t, s)
+			ratio := float64(out.ExactlyOne) / float64(len(out.Clients))
+			var conflicts, guarded uint64
+			for _, nd := range out.Net.Nodes {
+				conflicts += nd.Elector.Stats().ConflictsLost
+				guarded += nd.Elector.Stats().BoundaryGuarded
+			}
+			t.Logf("clocks within +-%v, guard off %v: exactly one %d, none %d, multiple %d (%.4f); %d claim conflicts lost; %d requests ranked by the guard",
+				tc.skew, tc.noGuard, out.ExactlyOne, out.None, out.Multiple, ratio, conflicts, guarded)
+			if out.None != 0 {
+				t.Fatalf("%d clients never answered", out.None)
+			}
+			if tc.noGuard {
+				if guarded != 0 {
+					t.Fatalf("the guard ranked %d requests while turned off", guarded)
+				}
+				if ratio >= 0.999 {
+					t.Fatalf("without the guard, exactly one responder for %.4f of clients at +-%v: the test no longer shows what the guard is for", ratio, tc.skew)
+				}
+				return
+			}
+			if guarded == 0 {
+				t.Fatal("the guard never ranked a request: no boundary saw two rankings")
+			}
+			if ratio < 0.999 {
+				t.Fatalf("exactly one responder for %.4f of clients, want >= 0.999", ratio)
+			}
+			lo, hi, outside, fair := spread(out)
+			if outside > 0 {
+				t.Fatalf("%d agents outside +-20%% of %.0f (min %d, max %d)", outside, fair, lo, hi)
+			}
+		})
 	}
 }
 

@@ -165,6 +165,11 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 	}
 	defer intruder.Close()
 
+	// Wait until every agent has seen three ready members since before
+	// the last load-epoch boundary, so both sides of the nearest boundary
+	// (which the boundary guard ranks with) hold all three.
+	var allReady time.Time
+	epoch := electors[0].Config().LoadEpoch
 	for tries := 0; ; tries++ {
 		ok := true
 		for _, e := range electors {
@@ -176,11 +181,18 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 			}
 			ok = ok && ready == 3
 		}
-		if ok {
+		now := time.Now()
+		if !ok {
+			allReady = time.Time{}
+		} else if allReady.IsZero() {
+			allReady = now
+		}
+		lastBoundary := time.UnixMilli(now.UnixMilli() / epoch.Milliseconds() * epoch.Milliseconds())
+		if ok && lastBoundary.Sub(allReady) >= electors[0].Config().BoundaryGuard {
 			break
 		}
-		if tries > 200 { // two load epochs are needed; 10 s is plenty
-			t.Fatal("agents never saw three ready members")
+		if tries > 200 { // three load epochs are needed; 10 s is plenty
+			t.Fatal("agents never saw three ready members for a whole boundary")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -202,6 +214,10 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		}
 	}
 	perAgent := map[uint64]int{}
+	guarded := map[election.AgentID]uint64{}
+	for _, e := range electors {
+		guarded[e.ID()] = e.Stats().BoundaryGuarded
+	}
 	for c := 0; c < numClients; c++ {
 		mac := [6]byte{0x52, 0x54, 0, 0, 0x34, byte(c)}
 		got := answers[mac]
@@ -221,11 +237,14 @@ func TestThreeAgentsElectOverUDP2012(t *testing.T) {
 		}
 		for self, d := range ds {
 			if d.Agent != election.AgentID(got[0]) {
-				t.Fatalf("client %d: agent %d says %d answers (%v), but %d did", c, self, d.Agent, d.Action, got[0])
+				t.Fatalf("client %d: agent %d says %d answers (%v at rank %d), but %d did", c, self, d.Agent, d.Action, d.Rank, got[0])
 			}
 			// The one that answered was first in rank when it decided (the
-			// ranking moves with the balances at each load epoch since).
-			if first := self == election.AgentID(got[0]); first != (d.Rank == 0) {
+			// ranking moves with the balances at each load epoch since),
+			// or, near a load-epoch boundary where the two sides disagreed,
+			// the new first that waited for the boundary guard.
+			first := self == election.AgentID(got[0])
+			if first != (d.Action == election.Serve) || (first && d.Rank != 0 && guarded[self] == 0) || (!first && d.Rank == 0) {
 				t.Fatalf("client %d: agent %d decided %v at rank %d, but %d answered", c, self, d.Action, d.Rank, got[0])
 			}
 		}
