@@ -29,7 +29,7 @@ func benchElector(b *testing.B) (*Elector, *manualClock, *wire.Codec) {
 		e.Receive(msg)
 	}
 	e.mu.Lock()
-	e.self.now, e.self.next = newLoadState(load), newLoadState(load)
+	e.self.prev, e.self.now, e.self.next = newLoadState(load), newLoadState(load), newLoadState(load)
 	e.mu.Unlock()
 	return e, clk, c
 }
@@ -67,13 +67,33 @@ func BenchmarkReceiveClaim(b *testing.B) {
 }
 
 // BenchmarkDecide is the cost of one client request on a 50-agent subnet
-// (ranking, claim table, and the claim sent when this agent answers).
+// (ranking, claim table, and the claim sent when this agent answers), in
+// the middle of a load epoch and within the boundary guard's window (where
+// each request is ranked with both sides of the boundary first).
 func BenchmarkDecide(b *testing.B) {
-	e, _, _ := benchElector(b)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		e.Request(ClientKey{MAC: [6]byte{2, 1, 0, byte(i >> 16), byte(i >> 8), byte(i)}}, "", func(Decision) {})
+	for _, bc := range []struct {
+		name   string
+		offset int // -1: mid-epoch, 1: just after a boundary
+	}{{"mid-epoch", -1}, {"boundary-window", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, clk, _ := benchElector(b)
+			// Every peer was heard now; stay within their liveness.
+			epoch := e.Config().LoadEpoch
+			boundary := time.Unix(0, clk.now.UnixNano()/int64(epoch)*int64(epoch))
+			if bc.offset < 0 {
+				clk.now = boundary.Add(-epoch / 2)
+			} else {
+				clk.now = boundary.Add(e.Config().BoundaryGuard / 4)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				e.Request(ClientKey{MAC: [6]byte{2, 1, 0, byte(i >> 16), byte(i >> 8), byte(i)}}, "", func(Decision) {})
+			}
+			if s := e.Stats(); s.Served == 0 || s.Deferred == 0 {
+				b.Fatalf("%d requests: %d served, %d deferred (the view is not what the benchmark needs)", s.Requests, s.Served, s.Deferred)
+			}
+		})
 	}
 }

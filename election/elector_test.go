@@ -272,6 +272,7 @@ func TestConfigValidation(t *testing.T) {
 		{"weight 100", func(c *Config) { c.Weight = &w100 }},
 		{"interval too short", func(c *Config) { c.HeartbeatInterval = time.Millisecond }},
 		{"epoch too short", func(c *Config) { c.LoadEpoch = 3 * c.HeartbeatInterval }},
+		{"guard over a quarter epoch", func(c *Config) { c.LoadEpoch = 4 * c.HeartbeatInterval; c.BoundaryGuard = c.HeartbeatInterval + 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,6 +290,14 @@ func TestConfigValidation(t *testing.T) {
 	c := e.Config()
 	if *c.Weight != DefaultWeight || c.ElectionWait != DefaultElectionWait || c.Reserve != DefaultReserve || c.FailoverDepth != DefaultFailoverDepth {
 		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if c.BoundaryGuard != DefaultBoundaryGuard {
+		t.Fatalf("boundary guard %v, want %v", c.BoundaryGuard, DefaultBoundaryGuard)
+	}
+	short := fastConfig(1)
+	short.LoadEpoch = 4 * short.HeartbeatInterval
+	if e, err := New(short, nil, &capture{}); err != nil || e.Config().BoundaryGuard != min(DefaultBoundaryGuard, short.LoadEpoch/4) {
+		t.Fatalf("short epoch %v: guard not capped at a quarter of it (%v)", short.LoadEpoch, err)
 	}
 	if err := e.SetWeight(100); err == nil {
 		t.Fatal("SetWeight(100) accepted")
