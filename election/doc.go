@@ -10,7 +10,12 @@
 // above those that do not. The first in rank answers at once and broadcasts a claim; the
 // claim pins the client to it for ReserveSecs. The agent at rank k answers
 // only if no claim was seen after k x ElectionWaitSecs, so a dead agent
-// costs one wait, and a healthy subnet answers without any round trip. When
+// costs one wait, and a healthy subnet answers without any round trip.
+// Weights, loads and balances change only at load-epoch boundaries; within
+// Config.BoundaryGuard of one, where agents' clocks may disagree on which
+// side they are, the first in rank on the new side waits 3/4 of an
+// ElectionWait instead of answering at once, so clocks less than
+// BoundaryGuard/2 apart never give two answers at once. When
 // the answering agent lacks the image Central named, it hands the client
 // (and Central's answer) to the best agent that holds it.
 //

@@ -63,7 +63,9 @@ type Decision struct {
 	Agent AgentID
 	// Rank is this agent's position for the client (0 = first), -1 when
 	// it may not answer (weight 0, not ready yet). Positions past
-	// Config.FailoverDepth are reported as FailoverDepth+1.
+	// Config.FailoverDepth are reported as FailoverDepth+1. Near a
+	// load-epoch boundary the first on the new side, waiting for the
+	// boundary guard, reports 1.
 	Rank int
 	// Payload is Central's answer when another agent handed the client to
 	// this one (Serve only); nil otherwise. Do not modify it.
