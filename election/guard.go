@@ -23,7 +23,7 @@ package election
 // b + Guard by its own: both at once takes clocks more than Guard/2 apart.
 // A client in the window costs at most 3/4 of an ElectionWait.
 
-// guardWait is how long the new first waits inside the window, in
+// guardWaitQuarters is how long the new first waits inside the window, in
 // quarters of ElectionWait: after the old first's second claim copy
 // (ElectionWait/2), before the second rank's turn (ElectionWait).
 const guardWaitQuarters = 3
