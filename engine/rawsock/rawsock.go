@@ -18,6 +18,7 @@ import (
 	"github.com/peerboot/peerboot/codec/frame"
 	"github.com/peerboot/peerboot/engine"
 	"github.com/peerboot/peerboot/engine/filter"
+	"github.com/peerboot/peerboot/engine/internal/pollcall"
 )
 
 // Config configures Open.
@@ -386,21 +387,15 @@ func (s *Socket) fromRing(uintptr) bool {
 
 // recv is called by the runtime poller; false means "wait for readiness".
 func (s *Socket) recv(fd uintptr) bool {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.vlen), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			s.got = int(r)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.rerr = e
-			return true
-		}
+	r, wait, e := pollcall.Do(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.vlen), unix.MSG_DONTWAIT)
+	if wait {
+		return false
 	}
+	if e != 0 {
+		s.rerr = e
+	}
+	s.got = int(r)
+	return true
 }
 
 // Send implements engine.Socket: it writes the reply as one Ethernet frame

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/peerboot/peerboot/engine/internal/pollcall"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
@@ -218,21 +219,15 @@ func htons(v uint16) uint16 {
 
 // recv is called by the runtime poller; false means "wait for readiness".
 func (s *Socket) recv(fd uintptr) bool {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.rx.hdrs[0])), uintptr(s.vlen), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			s.got = int(r)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.rerr = e
-			return true
-		}
+	r, wait, e := pollcall.Do(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.rx.hdrs[0])), uintptr(s.vlen), unix.MSG_DONTWAIT)
+	if wait {
+		return false
 	}
+	if e != 0 {
+		s.rerr = e
+	}
+	s.got = int(r)
+	return true
 }
 
 // address fills message i of b with the reply's payload, destination
@@ -289,20 +284,11 @@ func (s *Socket) Send(req *engine.Packet, reply *engine.ReplyBuffer, dst engine.
 }
 
 func (s *Socket) sendOne(fd uintptr) bool {
-	for {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.send.hdrs[0].Hdr)), unix.MSG_DONTWAIT)
-		switch e {
-		case 0:
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			s.serr = e
-			return true
-		}
+	_, wait, e := pollcall.Do(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.send.hdrs[0].Hdr)), unix.MSG_DONTWAIT, 0)
+	if e != 0 {
+		s.serr = e
 	}
+	return !wait
 }
 
 // Queue implements engine.BatchSender: the reply joins the batch Flush
@@ -357,18 +343,15 @@ func (s *Socket) flush() (int, error) {
 // "wait until the socket can take more".
 func (s *Socket) sendBatch(fd uintptr) bool {
 	for s.txGot < s.flushN {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.tx.hdrs[s.txGot])), uintptr(s.flushN-s.txGot), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			s.txGot += int(r)
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
+		r, wait, e := pollcall.Do(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.tx.hdrs[s.txGot])), uintptr(s.flushN-s.txGot), unix.MSG_DONTWAIT)
+		if wait {
 			return false
-		default:
+		}
+		if e != 0 {
 			s.serr = e
 			return true
 		}
+		s.txGot += int(r)
 	}
 	return true
 }
