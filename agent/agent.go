@@ -276,6 +276,13 @@ func (a *Agent) syncImages(ctx context.Context, bar *progressBar) {
 	if err := a.cache.Sync(ctx, a.central, progress); err != nil && ctx.Err() == nil {
 		a.log.Warn("image sync incomplete", "err", err)
 	}
+	if a.tftp != nil {
+		// Images pruned by the sync may still be open for a lingering
+		// TFTP transfer; free their disk space now.
+		if n := a.tftp.CloseRemovedFiles(); n > 0 {
+			a.log.Info("closed pruned image files kept open by the TFTP server", "files", n)
+		}
+	}
 	if bar != nil {
 		bar.finish()
 	}

@@ -60,7 +60,8 @@ type Config struct {
 	// anew and reuses the lingering file only if it is still the same
 	// file (device, inode and size); a file replaced or resized on disk is
 	// served fresh, and a change in place shows through the shared
-	// mapping.
+	// mapping. A file removed from disk does not linger after its last
+	// transfer (see Server.CloseRemovedFiles for one removed meanwhile).
 	FileLinger time.Duration
 	// SendMethod forces a batching method (tests); Auto detects.
 	SendMethod udpbatch.Method

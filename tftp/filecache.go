@@ -127,7 +127,7 @@ func (c *fileCache) release(f *sharedFile) {
 	if f.refs > 0 {
 		return
 	}
-	if c.m[f.name] != f || c.linger <= 0 || !f.idOK {
+	if c.m[f.name] != f || c.linger <= 0 || !f.idOK || f.unlinked() {
 		if c.m[f.name] == f {
 			delete(c.m, f.name)
 		}
@@ -172,6 +172,33 @@ func (c *fileCache) drop(f *sharedFile) {
 	if f.timer != nil {
 		f.timer.Stop()
 	}
+}
+
+// closeUnlinked closes the lingering files that were removed from disk
+// since their last transfer, so the space they hold is freed now instead of
+// after the linger. It returns how many it closed.
+func (c *fileCache) closeUnlinked() int {
+	var toClose []*sharedFile
+	c.mu.Lock()
+	for _, f := range c.m {
+		if f.refs == 0 && f.unlinked() {
+			c.drop(f)
+			toClose = append(toClose, f)
+		}
+	}
+	c.mu.Unlock()
+	closeAll(toClose)
+	return len(toClose)
+}
+
+// unlinked reports whether f's file has no name left on disk (it was
+// removed while open). Files without a descriptor never count as removed.
+func (f *sharedFile) unlinked() bool {
+	if f.fd < 0 {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(f.fd, &st) == nil && st.Nlink == 0
 }
 
 // closeIdle closes every lingering file (the server stopped).

@@ -51,6 +51,15 @@ func (s *Server) Counters() Counters {
 	}
 }
 
+// CloseRemovedFiles closes the files kept open after their last transfer
+// (Config.FileLinger) that have been removed from disk since, so the disk
+// space they hold is freed at once; a file removed during a transfer is
+// closed when its last transfer ends. Call it after pruning the files a
+// Source serves. It returns how many files it closed.
+func (s *Server) CloseRemovedFiles() int {
+	return s.files.closeUnlinked()
+}
+
 // ListenAndServe listens on addr ("host:port", UDP) and serves until ctx
 // is canceled.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {

@@ -239,6 +239,22 @@ func TestFileLinger(t *testing.T) {
 		t.Fatalf("download of a removed file: %v, want ERROR 1", err)
 	}
 
+	// The lingering entry of the removed file holds its disk space until
+	// CloseRemovedFiles closes it.
+	lingering := cached()
+	if lingering == nil || lingering.closed.Load() {
+		t.Fatal("the removed file's entry did not linger")
+	}
+	if n := srv.CloseRemovedFiles(); n != 1 {
+		t.Fatalf("CloseRemovedFiles closed %d files, want 1", n)
+	}
+	if !lingering.closed.Load() || cached() != nil {
+		t.Fatal("CloseRemovedFiles left the removed file open")
+	}
+	if n := srv.CloseRemovedFiles(); n != 0 {
+		t.Fatalf("a second CloseRemovedFiles closed %d files, want 0", n)
+	}
+
 	// The server stops: lingering files are closed.
 	cancel()
 	if err := <-done; err != nil {
@@ -294,6 +310,59 @@ func TestFileLingerExpiresAndIsBounded(t *testing.T) {
 			t.Fatal("an unused file was still open 5 s after a 20 ms FileLinger")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// removeOnWrite removes path when the first bytes of a download arrive.
+type removeOnWrite struct {
+	path    string
+	removed bool
+	h       io.Writer
+}
+
+func (w *removeOnWrite) Write(p []byte) (int, error) {
+	if !w.removed {
+		w.removed = true
+		if err := os.Remove(w.path); err != nil {
+			return 0, err
+		}
+	}
+	return w.h.Write(p)
+}
+
+// TestFileRemovedDuringTransfer: a file removed from disk while a transfer
+// reads it is still served whole, and is closed (its space freed) when that
+// transfer ends instead of lingering.
+func TestFileRemovedDuringTransfer(t *testing.T) {
+	root := t.TempDir()
+	os.Chmod(root, 0o755)
+	f := writeRandomFile(t, root, "evicted.img", 4<<20+3)
+	keep := writeRandomFile(t, root, "kept.img", 1<<20)
+	srv, addr, st := startServer(t, root, func(c *Config) { c.FileLinger = time.Hour })
+
+	h := sha256.New()
+	w := &removeOnWrite{path: filepath.Join(root, f.name), h: h}
+	res, err := client.Get(context.Background(), addr, f.name, w, client.Options{Blksize: 1468, Windowsize: 16, Dally: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.removed || res.Bytes != f.size || hex.EncodeToString(h.Sum(nil)) != f.sum {
+		t.Fatalf("removed=%v, %d bytes, sha256 match %v: want the whole file", w.removed, res.Bytes, hex.EncodeToString(h.Sum(nil)) == f.sum)
+	}
+	if s := waitStats(t, st, f.name); s.Outcome != OutcomeComplete {
+		t.Fatalf("transfer: %+v", s)
+	}
+	if got := getSHA(t, addr, keep.name, false); got != keep.sum {
+		t.Fatal("kept file: sha256 mismatch")
+	}
+	waitStats(t, st, keep.name)
+	waitReleased(t, srv)
+	srv.files.mu.Lock()
+	_, removedOpen := srv.files.m[f.name]
+	_, keptOpen := srv.files.m[keep.name]
+	srv.files.mu.Unlock()
+	if removedOpen || !keptOpen {
+		t.Fatalf("after the transfers: removed file still open %v, kept file lingering %v; want false, true", removedOpen, keptOpen)
 	}
 }
 
