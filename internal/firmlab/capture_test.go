@@ -2,6 +2,8 @@ package firmlab
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -62,5 +64,31 @@ func TestReadFirmwareCaptures(t *testing.T) {
 func TestReadMissingFile(t *testing.T) {
 	if _, err := Read("testdata/does-not-exist.pcap"); err == nil {
 		t.Fatal("no error for a missing capture")
+	}
+}
+
+// TestCaptureDropped reads the kernel drop count from tcpdump's closing
+// statistics.
+func TestCaptureDropped(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		log  string
+		want int
+	}{
+		{"tcpdump: listening on br0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n" +
+			"10211 packets captured\n10377 packets received by filter\n166 packets dropped by kernel\n", 166},
+		{"tcpdump: listening on br0\n5 packets captured\n5 packets received by filter\n0 packets dropped by kernel\n", 0},
+		{"tcpdump: listening on br0\n", 0},
+	} {
+		c := &Capture{Path: filepath.Join(dir, "c.pcap")}
+		if err := os.WriteFile(c.Path+".log", []byte(tc.log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Dropped(); got != tc.want {
+			t.Errorf("Dropped() = %d for %q, want %d", got, tc.log, tc.want)
+		}
+	}
+	if got := (&Capture{Path: filepath.Join(dir, "missing.pcap")}).Dropped(); got != 0 {
+		t.Errorf("Dropped() without a log = %d, want 0", got)
 	}
 }

@@ -163,7 +163,10 @@ type Capture struct {
 // StartCapture records every frame on the lab bridge into path (pcap).
 // It returns once tcpdump is capturing.
 func (l *Lab) StartCapture(ctx context.Context, path string) (*Capture, error) {
-	cmd := l.Net.HubCommand(ctx, "tcpdump", "-i", "br0", "--immediate-mode", "-U", "-n", "-s", "0", "-w", path)
+	// A 64 MiB kernel buffer (-B, KiB): QEMU guests under software
+	// emulation can keep both CPUs busy long enough for tcpdump to fall
+	// seconds behind a TFTP download, and the default 2 MiB then drops frames.
+	cmd := l.Net.HubCommand(ctx, "tcpdump", "-i", "br0", "--immediate-mode", "-U", "-n", "-s", "0", "-B", "65536", "-w", path)
 	logPath := path + ".log"
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -190,6 +193,23 @@ func (l *Lab) StartCapture(ctx context.Context, path string) (*Capture, error) {
 		}
 	}
 	return c, errors.New("firmlab: tcpdump did not start capturing within 10s")
+}
+
+// Dropped is the number of frames the kernel dropped because tcpdump fell
+// behind, as tcpdump reported when it stopped (0 before Stop, or when it
+// said nothing).
+func (c *Capture) Dropped() int {
+	b, err := os.ReadFile(c.Path + ".log")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line, "%d packets dropped by kernel", &n); err == nil {
+			return n
+		}
+	}
+	return 0
 }
 
 // Stop ends the capture and waits until the file is complete.

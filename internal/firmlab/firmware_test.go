@@ -166,6 +166,9 @@ func TestFirmwareBootsFromPeerboot(t *testing.T) {
 		}
 	}
 	capture.Stop()
+	if n := capture.Dropped(); n > 0 {
+		t.Logf("the capture lost %d frames (tcpdump fell behind): checks of it may fail for that reason", n)
+	}
 	for _, c := range cases {
 		b, _ := os.ReadFile(filepath.Join(c.g.Dir, "qemu.log"))
 		t.Logf("%s qemu output: %s", c.g.Firmware, tail(b, 10))

@@ -165,6 +165,9 @@ func (l *osLab) bootAndRead(t *testing.T, ctx context.Context, name string, gues
 	t.Helper()
 	l.bootAll(t, ctx, guests...)
 	l.capture.Stop()
+	if n := l.capture.Dropped(); n > 0 {
+		t.Logf("the capture lost %d frames (tcpdump fell behind): checks of it may fail for that reason", n)
+	}
 	l.saveCapture(t, name)
 	rep, err := firmlab.Read(l.pcap)
 	if err != nil {
