@@ -77,6 +77,8 @@ func PutHeaders(buf []byte, h *Header, payloadLen int) (int, error) {
 	switch h.Mode {
 	case Compute:
 		udpSum = UDPChecksum(h.IP.Src, h.IP.Dst, udp)
+	case PartialUDPChecksum:
+		udpSum = ^finish(pseudoSum(h.IP.Src, h.IP.Dst, udpLen))
 	case Verbatim:
 		udpSum = h.UDP.Checksum
 	}

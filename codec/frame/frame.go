@@ -142,6 +142,12 @@ const (
 	// ComputeNoUDPChecksum is Compute but writes a zero UDP checksum,
 	// which IPv4 receivers take as "no checksum".
 	ComputeNoUDPChecksum
+	// PartialUDPChecksum is Compute but leaves the UDP checksum for the
+	// device to finish (checksum offload, CHECKSUM_PARTIAL): the field
+	// holds the folded sum of the IPv4 pseudo-header, not complemented, and
+	// the device (or the kernel) sums the datagram from its UDP header on
+	// top of it and writes the complement back.
+	PartialUDPChecksum
 	// Verbatim writes TotalLen, Length and both checksums exactly as given
 	// in the Header, so that a decoded frame re-encodes byte for byte even
 	// when its checksums or lengths are wrong.
@@ -155,6 +161,8 @@ func (m Mode) String() string {
 		return "compute"
 	case ComputeNoUDPChecksum:
 		return "compute-no-udp-checksum"
+	case PartialUDPChecksum:
+		return "partial-udp-checksum"
 	case Verbatim:
 		return "verbatim"
 	}

@@ -1,7 +1,6 @@
 package rawsock
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -450,37 +449,15 @@ func (s *Socket) buildFrame(reply *engine.ReplyBuffer, dst engine.Destination) (
 	}
 	if s.tx != nil {
 		// The transmit ring asks the kernel for checksum offload (see
-		// txRing.fill): the UDP checksum field carries the
-		// pseudo-header's sum, which the NIC, or the kernel for a device
-		// without offload, completes over the datagram, as for any UDP
-		// socket's datagram.
-		h.Mode = frame.ComputeNoUDPChecksum
+		// txRing.fill): the NIC, or the kernel for a device without
+		// offload, completes the checksum over the datagram, as for any
+		// UDP socket's datagram.
+		h.Mode = frame.PartialUDPChecksum
 	}
 	if _, err := frame.PutHeaders(buf, &h, len(buf)-frame.HeaderLen); err != nil {
 		return nil, fmt.Errorf("rawsock: building frame: %w", err)
 	}
-	if s.tx != nil {
-		binary.BigEndian.PutUint16(buf[udpChecksumOff:], pseudoHeaderSum(h.IP.Src, h.IP.Dst, uint16(len(buf)-udpOff)))
-	}
 	return buf, nil
-}
-
-// Offsets in an untagged reply frame without IPv4 options.
-const (
-	udpOff         = frame.HeaderLen - frame.UDPHeaderLen
-	udpChecksumOff = udpOff + 6
-)
-
-// pseudoHeaderSum is the folded one's-complement sum (not complemented)
-// of the IPv4 pseudo-header of a UDP datagram of udpLen bytes: what a
-// CHECKSUM_PARTIAL datagram carries in its checksum field.
-func pseudoHeaderSum(src, dst [4]byte, udpLen uint16) uint16 {
-	var ph [12]byte
-	copy(ph[0:4], src[:])
-	copy(ph[4:8], dst[:])
-	ph[9] = frame.ProtocolUDP
-	binary.BigEndian.PutUint16(ph[10:], udpLen)
-	return ^frame.Checksum(ph[:])
 }
 
 // Queue implements engine.BatchSender: it builds the reply's frame in

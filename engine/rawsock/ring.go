@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/peerboot/peerboot/codec/frame"
 	"github.com/peerboot/peerboot/engine"
 )
 
@@ -61,6 +62,9 @@ const (
 	vnetCsumOffsetOff   = 8
 	vnetFlagNeedsCsum   = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	udpChecksumFieldOff = 6 // in the UDP header
+	// udpOff is where the UDP header starts in a reply frame (untagged,
+	// no IPv4 options): the checksum offload's csum_start.
+	udpOff = frame.HeaderLen - frame.UDPHeaderLen
 	// txMaxFrame is the longest frame a slot holds; an Ethernet frame of
 	// a 1500-byte MTU is 1514.
 	txMaxFrame = txFrameSize - txDataOff - vnetHdrLen
