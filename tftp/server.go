@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	codec "github.com/peerboot/peerboot/codec/tftp"
+	"github.com/peerboot/peerboot/tftp/udpbatch"
 )
 
 // Server is a TFTP server. Create it with New and run it with Serve or
@@ -29,7 +30,8 @@ type Server struct {
 
 	requests, malformed, refused, busy, completed, bytesSent, retransmits atomic.Uint64
 	active                                                                atomic.Int64
-	blocking                                                              atomic.Int64 // sessions on a blocking Socket
+
+	blocking udpbatch.Slots // sessions on a blocking Socket
 }
 
 // New returns a server for cfg.

@@ -97,17 +97,14 @@ func (srv *Server) newSession(ctx context.Context, listener *net.UDPConn, peer n
 		s.timer = time.NewTimer(time.Hour)
 		s.timer.Stop()
 	} else {
-		if up == nil && srv.blocking.Add(1) <= int64(srv.cfg.BlockingSessions) {
+		if up == nil && srv.blocking.TryTake(srv.cfg.BlockingSessions) {
 			sock, err := udpbatch.DialSocket(local, peer)
 			if err != nil {
-				srv.blocking.Add(-1)
+				srv.blocking.Release()
 				return nil, fmt.Errorf("transfer socket: %w", err)
 			}
 			s.sock = sock
 		} else {
-			if up == nil {
-				srv.blocking.Add(-1)
-			}
 			var laddr *net.UDPAddr
 			if local.IsValid() {
 				laddr = &net.UDPAddr{IP: local.AsSlice()}
@@ -201,7 +198,7 @@ func (s *session) closeConn() {
 	if s.sock != nil {
 		s.sock.Close()
 		s.sock = nil
-		s.srv.blocking.Add(-1)
+		s.srv.blocking.Release()
 		return
 	}
 	if !s.single && s.conn != nil {
@@ -809,27 +806,21 @@ func (s *session) pollRead(fd uintptr) bool {
 	return true // never wait
 }
 
-// maxBlockingWait bounds one blocking read, so a canceled context is
-// noticed within it.
-const maxBlockingWait = 100 * time.Millisecond
-
 // recvBlocking is recv on a blocking Socket: the thread sleeps in the
 // kernel until the client's datagram arrives.
 func (s *session) recvBlocking(ctx context.Context, deadline time.Time) ([]byte, error) {
-	for {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return nil, nil
-		}
-		n, err := s.sock.Recv(s.rbuf, min(d, maxBlockingWait))
-		if err == nil {
-			return s.rbuf[:n], nil
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("%w: %v", errClientError, err) // e.g. port unreachable: the client is gone
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	var n int
+	err := udpbatch.WaitUntil(ctx, deadline, func(timeout time.Duration) (err error) {
+		n, err = s.sock.Recv(s.rbuf, timeout)
+		return err
+	})
+	switch {
+	case err == nil:
+		return s.rbuf[:n], nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, nil
+	case err == ctx.Err():
+		return nil, err
 	}
+	return nil, fmt.Errorf("%w: %v", errClientError, err) // e.g. port unreachable: the client is gone
 }

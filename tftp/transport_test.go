@@ -64,7 +64,7 @@ func TestBlockingSessionsLimit(t *testing.T) {
 	}
 	second.closeConn()
 	first.closeConn()
-	if n := first.srv.blocking.Load(); n != 0 {
+	if n := first.srv.blocking.Taken(); n != 0 {
 		t.Fatalf("%d blocking slots held after both sessions closed", n)
 	}
 	third, err := first.srv.newSession(context.Background(), nil, first.peer, local, "a.bin", first.file, nil, &optsWindow16)
@@ -114,7 +114,7 @@ func TestMixedTransportsDownload(t *testing.T) {
 			t.Fatalf("transfer %d: %+v", i, s)
 		}
 	}
-	if n := srv.blocking.Load(); n != 0 {
+	if n := srv.blocking.Taken(); n != 0 {
 		t.Fatalf("%d blocking slots held after every transfer ended", n)
 	}
 }

@@ -8,9 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,11 +55,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (discard) Flush() error                { return nil }
 
 // blockingDownloads counts the downloads using a blocking socket.
-var blockingDownloads atomic.Int64
-
-// maxBlockingWait bounds one blocking read, so a canceled context is
-// noticed within it.
-const maxBlockingWait = 100 * time.Millisecond
+var blockingDownloads udpbatch.Slots
 
 // Result describes a finished download.
 type Result struct {
@@ -118,17 +112,14 @@ func Get(ctx context.Context, server, name string, w io.Writer, opts Options) (R
 		return res, fmt.Errorf("tftp get: %w", err)
 	}
 	c := &getter{opts: opts, res: &res, ctx: ctx}
-	if !opts.Poller && blockingDownloads.Add(1) <= int64(runtime.GOMAXPROCS(0)) {
-		defer blockingDownloads.Add(-1)
+	if !opts.Poller && blockingDownloads.TryTake(runtime.GOMAXPROCS(0)) {
+		defer blockingDownloads.Release()
 		c.sock, err = udpbatch.NewSocket(netip.Addr{}, sa.AddrPort().Addr())
 		if err != nil {
 			return res, fmt.Errorf("tftp get: %w", err)
 		}
 		defer c.sock.Close()
 	} else {
-		if !opts.Poller {
-			blockingDownloads.Add(-1)
-		}
 		c.conn, err = net.ListenUDP("udp", nil)
 		if err != nil {
 			return res, fmt.Errorf("tftp get: %w", err)
@@ -321,16 +312,13 @@ func (c *getter) readFrom(buf []byte, deadline time.Time) (int, netip.AddrPort, 
 		}
 		return c.conn.ReadFromUDPAddrPort(buf)
 	}
-	for {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
-		}
-		n, from, err := c.sock.RecvFrom(buf, min(d, maxBlockingWait))
-		if !errors.Is(err, os.ErrDeadlineExceeded) || c.ctx.Err() != nil {
-			return n, from, err
-		}
-	}
+	var n int
+	var from netip.AddrPort
+	err := udpbatch.WaitUntil(c.ctx, deadline, func(timeout time.Duration) (err error) {
+		n, from, err = c.sock.RecvFrom(buf, timeout)
+		return err
+	})
+	return n, from, err
 }
 
 // recvBatch reads a batch of datagrams with c.rx before deadline.
@@ -342,19 +330,15 @@ func (c *getter) recvBatch(deadline time.Time) (int, error) {
 		}
 		return c.rx.Recv()
 	}
-	for {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return 0, os.ErrDeadlineExceeded
+	var n int
+	err := udpbatch.WaitUntil(c.ctx, deadline, func(timeout time.Duration) (err error) {
+		if err := c.sock.RecvTimeout(timeout); err != nil {
+			return err
 		}
-		if err := c.sock.RecvTimeout(min(d, maxBlockingWait)); err != nil {
-			return 0, err
-		}
-		n, err := c.rx.Recv()
-		if !errors.Is(err, os.ErrDeadlineExceeded) || c.ctx.Err() != nil {
-			return n, err
-		}
-	}
+		n, err = c.rx.Recv()
+		return err
+	})
+	return n, err
 }
 
 // connect fixes the server's transfer ID: the socket then only receives

@@ -28,12 +28,10 @@ import (
 // A Socket is used by one goroutine at a time; Close must not race with a
 // read or write in progress.
 type Socket struct {
-	fd        int
-	family    int // AF_INET or AF_INET6
-	closed    atomic.Bool
-	rcvTimeo  time.Duration // SO_RCVTIMEO in force
-	peer      netip.AddrPort
-	connected bool
+	fd       int
+	family   int // AF_INET or AF_INET6
+	closed   atomic.Bool
+	rcvTimeo time.Duration // SO_RCVTIMEO in force
 }
 
 // errSocketClosed is returned by the RawConn methods of a closed Socket.
@@ -79,7 +77,6 @@ func (s *Socket) Connect(peer netip.AddrPort) error {
 	if err := unix.Connect(s.fd, sockaddr(peer, s.family)); err != nil {
 		return fmt.Errorf("udpbatch: connect %v: %w", peer, err)
 	}
-	s.peer, s.connected = peer, true
 	return nil
 }
 
@@ -219,22 +216,20 @@ func (s *Socket) recv(b []byte, timeout time.Duration, from *unix.RawSockaddrIne
 	if from != nil {
 		fromPtr, fromLen = uintptr(unsafe.Pointer(from)), uintptr(unsafe.Pointer(&fl))
 	}
-	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(p), uintptr(len(b)), 0, fromPtr, fromLen)
-		switch errno {
-		case 0:
-			var ap netip.AddrPort
-			if from != nil {
-				ap = rawAddrPort(from)
-			}
-			return int(r), ap, nil
-		case unix.EINTR, unix.EAGAIN:
-			// A signal ends the wait early: restarting it would wait the
-			// whole timeout again, so the caller checks its clock instead.
-			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
-		default:
-			return 0, netip.AddrPort{}, errno
+	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(p), uintptr(len(b)), 0, fromPtr, fromLen)
+	switch errno {
+	case 0:
+		var ap netip.AddrPort
+		if from != nil {
+			ap = rawAddrPort(from)
 		}
+		return int(r), ap, nil
+	case unix.EINTR, unix.EAGAIN:
+		// A signal ends the wait early: restarting it would wait the
+		// whole timeout again, so the caller checks its clock instead.
+		return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
+	default:
+		return 0, netip.AddrPort{}, errno
 	}
 }
 
