@@ -198,14 +198,7 @@ func (e *Elector) clientState(c ClientKey, create bool) *clientState {
 // claimLocked makes this agent the client's owner and broadcasts a claim
 // (twice, unless SingleClaim: the copy covers the loss of the first).
 func (e *Elector) claimLocked(st *clientState, image uint64, now time.Time) {
-	if st.owner != e.self.id {
-		st.handed = nil
-	}
-	if st.owner != e.self.id || now.UnixNano() > st.holdUntil {
-		e.bal.game(dueShare(e.members, e.self, now.UnixNano(), image), true)
-	}
-	st.owner = e.self.id
-	st.holdUntil = now.Add(e.cfg.Reserve).UnixNano()
+	e.setOwner(st, e.self.id, image, now, now.Add(e.cfg.Reserve))
 	st.lastClaimSent = now.UnixNano()
 	e.sendClaimLocked(st, image)
 	if !e.cfg.SingleClaim {

@@ -100,7 +100,7 @@ func (m *member) heard(now time.Time) {
 func (m *member) live(now int64) bool { return now <= m.liveUntil }
 
 func (m *member) eligible(now int64) bool {
-	return now <= m.liveUntil && m.load(now).weight > 0
+	return m.eligibleWith(now, now)
 }
 
 // eligibleWith reports whether m is live at now and ranks with the

@@ -106,9 +106,10 @@ func (e *Elector) onClaim(from AgentID, cl *wire.Claim, now time.Time) {
 	}
 }
 
-// setOwner records another agent's claim on the client (needing image)
-// at now, holding until until. A claim that makes a new owner is a client
-// this agent was due its share of (see balancer).
+// setOwner records a claim on the client (needing image) by owner, this
+// agent or another, at now, holding until until. A claim that makes a new
+// owner (another agent, or any after the hold ran out) is a client this
+// agent was due its share of (see balancer).
 func (e *Elector) setOwner(st *clientState, owner AgentID, image uint64, now, until time.Time) {
 	if owner != st.owner {
 		st.handed = nil
